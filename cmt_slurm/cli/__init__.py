@@ -1,0 +1,1 @@
+"""The ``cmt`` admin command line."""
