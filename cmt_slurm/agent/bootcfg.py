@@ -229,7 +229,8 @@ def find_boot_config(root: Path, fallback_cmdline: str = "") -> BootConfig:
         kernel = resolve_in_root(root, entry.kernel)
         if kernel is None:
             continue
-        initrd = resolve_in_root(root, entry.initrds[0]) if entry.initrds else None
+        initrds = [p for p in (expand_grub_vars(i, grubenv) for i in entry.initrds) if p]
+        initrd = resolve_in_root(root, initrds[0]) if initrds else None
         options = expand_grub_vars(entry.options, grubenv) or fallback_cmdline
         return BootConfig(kernel, initrd, options, f"{entry.source or 'grub.cfg'}: {entry.title}")
     for kname, iname in (("/boot/vmlinuz", "/boot/initrd.img"), ("/vmlinuz", "/initrd.img")):

@@ -132,7 +132,7 @@ class AgentApi:
         self.sleep = sleep
         self.log = log
 
-    def _retrying(self, what: str, action: Callable[[], T], policy: RetryPolicy | None = None) -> T:
+    def retrying(self, what: str, action: Callable[[], T], policy: RetryPolicy | None = None) -> T:
         def once() -> T:
             try:
                 return action()
@@ -157,7 +157,7 @@ class AgentApi:
         if self.deployment is None or not self.token:
             return  # discovery before registration: nothing to report against yet
         deployment, token = self.deployment, self.token
-        self._retrying(
+        self.retrying(
             f"report {stage}",
             lambda: self.client.report(deployment, token, stage, progress_bytes, message),
             policy,
@@ -167,7 +167,7 @@ class AgentApi:
         if self.deployment is None:
             raise BadInput("no deployment to fetch a plan for", hint="pass cmt.deployment=ID")
         deployment = self.deployment
-        data = self._retrying(
+        data = self.retrying(
             "fetch plan",
             lambda: self.client.call(
                 "GET", f"/api/v1/deployments/{deployment}", token=self.token, query={"plan": 1}
@@ -178,7 +178,7 @@ class AgentApi:
 
     def register(self, payload: Mapping[str, Any]) -> tuple[str, Plan | None]:
         """(node name, plan or None when the server has nothing for this node yet)."""
-        data = self._retrying("register", lambda: self.client.register(payload))
+        data = self.retrying("register", lambda: self.client.register(payload))
         node = data.get("node")
         name = node.get("name") if isinstance(node, dict) else node
         if not isinstance(name, str) or not name:
