@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -74,6 +75,7 @@ class AgentDeps:
     dmi: Callable[[], dict[str, str]] = read_dmi
     capture_lldp: Callable[[str, float], bytes | None] = capture_lldp
     room: Callable[[Path], tuple[int, int]] = ram_room
+    chown: Callable[[Path, int, int], None] = os.chown
     http_policy: RetryPolicy = DEFAULT_POLICY
     #: Seconds between registrations while the server has no plan for a discovered node.
     discover_poll: float = 20.0
@@ -279,7 +281,7 @@ class Agent:
         self._enter("identity", f"{grown.root_partition} ({grown.fstype}) grown to the disk")
         diskmod.mount_root(d.runner, grown.root_partition, grown.fstype, d.mountpoint)
         try:
-            written = identity.write_identity(d.mountpoint, plan, self.opts.server)
+            written = identity.write_identity(d.mountpoint, plan, self.opts.server, chown=d.chown)
             uuid = diskmod.fs_uuid(d.runner, grown.root_partition)
             boot = find_boot_config(d.mountpoint, f"root=UUID={uuid} rw" if uuid else "")
             cmdline = merge_cmdline(boot.cmdline, plan.kernel_args)

@@ -31,7 +31,11 @@ def test_backing_file_is_refused() -> None:
 
 def test_external_data_file_is_refused() -> None:
     info = json.dumps(
-        {"format": "qcow2", "virtual-size": 1, "format-specific": {"type": "qcow2", "data": {"data-file": "d"}}}
+        {
+            "format": "qcow2",
+            "virtual-size": 1,
+            "format-specific": {"type": "qcow2", "data": {"data-file": "d"}},
+        }
     )
     with pytest.raises(BadInput, match="external data file"):
         disk.parse_qemu_img_info(info, "img")

@@ -89,7 +89,9 @@ def test_5xx_is_retried_then_gives_up() -> None:
     server = Server(503)
     sleeps: list[float] = []
     with pytest.raises(Transient, match="gave up after 4 attempts"):
-        download("http://s/img", io.BytesIO(), opener=server, policy=RetryPolicy(4, 1, 3), sleep=sleeps.append)
+        download(
+            "http://s/img", io.BytesIO(), opener=server, policy=RetryPolicy(4, 1, 3), sleep=sleeps.append
+        )
     assert sleeps == [1, 2, 3]
 
 
@@ -103,9 +105,7 @@ def test_4xx_is_not_retried() -> None:
 def test_short_body_counts_as_transient() -> None:
     server = Server("ok")
     with pytest.raises(Transient, match="closed at byte"):
-        download(
-            "http://s/img", None, opener=server, policy=RetryPolicy(1), expected_size=len(DATA) + 1
-        )
+        download("http://s/img", None, opener=server, policy=RetryPolicy(1), expected_size=len(DATA) + 1)
 
 
 def test_only_named_errors_are_retried() -> None:
