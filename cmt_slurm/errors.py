@@ -103,6 +103,12 @@ class Busy(CmtError):
     http_status = 503
 
 
+class DigestMismatch(BadInput):
+    """Bytes differ from what their manifest declares (size or sha256): the file or the manifest is wrong."""
+
+    code = "digest_mismatch"
+
+
 #: Exit codes shown in ``cmt --help``; kept next to the classes that produce them.
 EXIT_CODES: dict[int, str] = {
     0: "success",

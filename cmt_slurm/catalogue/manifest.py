@@ -256,7 +256,7 @@ def read_manifest(path: Path) -> tuple[Image | None, list[str]]:
 
 
 def _raise(problems: Sequence[str], hint: str) -> None:
-    more = f"; {len(problems)} problems in all, each listed in details" if len(problems) > 1 else ""
+    more = f" ({len(problems)} problems in all)" if len(problems) > 1 else ""
     raise BadInput(problems[0], hint=hint + more, details={"problems": list(problems)})
 
 
