@@ -39,6 +39,9 @@ class SyncResult:
     updated: tuple[str, ...]
     removed: tuple[str, ...]
 
+    def as_dict(self) -> dict[str, list[str]]:
+        return {"added": list(self.added), "updated": list(self.updated), "removed": list(self.removed)}
+
 
 def _values(img: ImageRow) -> dict[str, Any]:
     values = {f.name: getattr(img, f.name) for f in fields(img)}
