@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import click
 
 from ..catalogue import (
+    ARCHES,
     Catalogue,
     Image,
     check_catalogue,
@@ -155,12 +156,30 @@ def show(cli: CliContext, name: str, catalogue_dir: Path | None, as_json: bool) 
 @image.command("match")
 @catalogue_option
 @click.option("--constraint", "constraint", required=True, help="Slurm --constraint text, e.g. os:rocky9&ib.")
-@click.option("--arch", default="x86_64", show_default=True, help="The node's architecture.")
+@click.option(
+    "--arch", type=click.Choice(ARCHES), default="x86_64", show_default=True, help="The node's arch."
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["helpers", "prolog"]),
+    default=None,
+    help="Slurm integration mode (default: slurm_mode setting); helpers also refuses [ ] ( ) | * next to "
+    "os/libc/image terms, as Slurm does.",
+)
 @json_option
 @pass_cli
-def match(cli: CliContext, catalogue_dir: Path | None, constraint: str, arch: str, as_json: bool) -> None:
+def match(
+    cli: CliContext,
+    *,
+    catalogue_dir: Path | None,
+    constraint: str,
+    arch: str,
+    mode: str | None,
+    as_json: bool,
+) -> None:
     """Which image a job with --constraint=EXPR gets on an ARCH node (exit 3 if none, 2 if EXPR is bad)."""
-    requirement = requirement_from_constraint(constraint)
+    mode = mode or cli.settings.slurm_mode
+    requirement = requirement_from_constraint(constraint, helpers=mode == "helpers")
     catalogue = load_catalogue(_dir(cli, catalogue_dir))
     chosen = select_image(catalogue, requirement, arch)
     data = {

@@ -141,6 +141,20 @@ def test_match_human_and_json(cat: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert json.loads(capsys.readouterr().out)["image"] == "ubuntu2404-arm-2026.09"
 
 
+def test_match_mode_follows_settings(
+    cat: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argv = ["image", "match", "--catalogue", str(cat), "--constraint", "os:rocky9&(ib|opa)"]
+    assert run(argv) == 2  # slurm_mode defaults to helpers
+    assert "Slurm's helpers plugin refuses ( ) |" in capsys.readouterr().err
+    assert run([*argv, "--mode", "prolog"]) == 0
+    assert capsys.readouterr().out.startswith("rocky9-2026.11\n")
+    monkeypatch.setenv("CMT_SLURM_MODE", "prolog")
+    assert run(argv) == 0
+    assert run([*argv[:-1], "os:rocky9", "--arch", "riscv64"]) == 2
+    assert "'riscv64' is not one of 'x86_64', 'aarch64'" in capsys.readouterr().err
+
+
 def test_match_no_match_exits_3(cat: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["image", "match", "--catalogue", str(cat), "--constraint", "os:rocky10"]) == 3
     _, err = out_err(capsys)

@@ -196,3 +196,26 @@ def test_unprovisionable_constraints_are_refused(text: str, message: str, hint: 
     assert "\n" not in exc.value.message
     assert exc.value.hint is not None
     assert hint in exc.value.hint
+
+
+@pytest.mark.parametrize("text", ["os:rocky9&(ib|opa)", "(os:rocky9)", "os:rocky9&[a|b]", "libc:2.28&ib*2"])
+def test_helpers_mode_refuses_operators_next_to_changeable_features(text: str) -> None:
+    requirement_from_constraint(text)  # fine in prolog mode
+    with pytest.raises(BadInput) as exc:
+        requirement_from_constraint(text, helpers=True)
+    assert "Slurm's helpers plugin refuses" in exc.value.message
+    assert exc.value.hint and "& only" in exc.value.hint
+
+
+def test_helpers_mode_exact_message() -> None:
+    with pytest.raises(BadInput) as exc:
+        requirement_from_constraint("os:rocky9&(ib|opa)", helpers=True)
+    assert exc.value.message == (
+        "constraint 'os:rocky9&(ib|opa)': Slurm's helpers plugin refuses ( ) | in a constraint "
+        "with a changeable feature (os:rocky9)"
+    )
+
+
+@pytest.mark.parametrize("text", ["os:rocky9&ib,haswell", "(a|b)&c", "[rack1|rack2]*2", ""])
+def test_helpers_mode_accepts_plain_and_or_no_changeable(text: str) -> None:
+    requirement_from_constraint(text, helpers=True)
