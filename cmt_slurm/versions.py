@@ -26,6 +26,7 @@ class Version:
 
     parts: tuple[int, ...]
     text: str = field(default="", compare=False)
+    _key: tuple[int, ...] = field(init=False, repr=False, compare=False, default=())
 
     @classmethod
     def parse(cls, text: str, *, what: str = "version") -> Version:
@@ -44,26 +45,26 @@ class Version:
             )
         return cls(tuple(int(p) for p in s.split(".")), s)
 
-    def _key(self) -> tuple[int, ...]:
-        # Trailing zeros dropped, so 2.28 == 2.28.0 and both hash alike.
-        parts = list(self.parts)
-        while len(parts) > 1 and parts[-1] == 0:
-            parts.pop()
-        return tuple(parts)
+    def __post_init__(self) -> None:
+        # Trailing zeros dropped, so 2.28 == 2.28.0 and both hash alike; comparing the stripped tuples
+        # orders exactly like comparing zero-padded ones. Computed once: selection compares a lot.
+        key = list(self.parts)
+        while len(key) > 1 and key[-1] == 0:
+            key.pop()
+        object.__setattr__(self, "_key", tuple(key))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Version):
             return NotImplemented
-        return self._key() == other._key()
+        return self._key == other._key
 
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, Version):
             return NotImplemented
-        width = max(len(self.parts), len(other.parts))
-        return self.parts + (0,) * (width - len(self.parts)) < other.parts + (0,) * (width - len(other.parts))
+        return self._key < other._key
 
     def __hash__(self) -> int:
-        return hash(self._key())
+        return hash(self._key)
 
     def __str__(self) -> str:
         return self.text or ".".join(str(p) for p in self.parts)

@@ -18,6 +18,8 @@ def _order(image: Image) -> tuple[object, ...]:
 
 def image_requirements(catalogue: Catalogue, req: Requirement) -> tuple[str, ...]:
     """The plain features of ``req`` that concern the image: those some manifest lists in ``features``."""
+    if not req.features:
+        return ()
     extras = {f for image in catalogue for f in image.features}
     return tuple(f for f in req.features if f in extras)
 
