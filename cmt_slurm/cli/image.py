@@ -103,7 +103,7 @@ def image() -> None:
     """Catalogue images: list, show, match, verify, add, rm."""
 
 
-@image.command("list")
+@image.command("list", short_help="List the catalogue's images.")
 @catalogue_option
 @json_option
 @pass_cli
@@ -130,7 +130,7 @@ def list_(cli: CliContext, catalogue_dir: Path | None, as_json: bool) -> None:
     emit([_image_json(catalogue, i) for i in catalogue], as_json, human)
 
 
-@image.command("show")
+@image.command("show", short_help="Show one image and its Slurm features.")
 @click.argument("name")
 @catalogue_option
 @json_option
@@ -153,7 +153,7 @@ def show(cli: CliContext, name: str, catalogue_dir: Path | None, as_json: bool) 
     emit(data, as_json, human)
 
 
-@image.command("match")
+@image.command("match", short_help="Which image a --constraint gets.")
 @catalogue_option
 @click.option("--constraint", "constraint", required=True, help="Slurm --constraint text, e.g. os:rocky9&ib.")
 @click.option(
@@ -215,7 +215,7 @@ def _hash(image_: Image) -> Digest:
         return verify_image(image_, on_progress=bar.update)
 
 
-@image.command("verify")
+@image.command("verify", short_help="Re-hash an image, compare with its manifest.")
 @click.argument("name")
 @catalogue_option
 @json_option
@@ -261,7 +261,7 @@ def _write_atomically(path: Path, text: str) -> None:
         raise
 
 
-@image.command("add")
+@image.command("add", short_help="Validate a manifest and add it.")
 @click.argument("manifest", type=click.Path(path_type=Path, dir_okay=False))
 @catalogue_option
 @click.option("--no-verify", is_flag=True, help="Do not hash the local image file before adding.")
@@ -308,7 +308,7 @@ def add(cli: CliContext, manifest: Path, catalogue_dir: Path | None, no_verify: 
     click.echo(f"{'replaced' if old else 'added'} {placed.name} -> {target}")
 
 
-@image.command("rm")
+@image.command("rm", short_help="Remove an image's manifest.")
 @click.argument("name")
 @catalogue_option
 @click.option("--delete-file", is_flag=True, help="Also delete the local image file.")
