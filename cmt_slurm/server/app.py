@@ -44,12 +44,12 @@ def create_app(
     prov = provisioner
 
     def adopt(fresh: Catalogue) -> None:
+        # Only the in-memory copy: the images table is synced once at start (wsgi.prepare) and by the
+        # admin endpoints; every worker syncing the same change at once would only race.
         log.info("catalogue %s reloaded: %d images", settings.catalogue_dir, len(fresh))
         prov.catalogue = fresh
-        prov.sync_images("server")
 
     files = CatalogueFiles(settings.catalogue_dir, prov.catalogue, adopt)
-    prov.sync_images("server")
 
     app = Flask("cmt_slurm.server", static_folder="static", template_folder="templates")
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY, MAX_FORM_MEMORY_SIZE=MAX_BODY, TEMPLATES_AUTO_RELOAD=False)

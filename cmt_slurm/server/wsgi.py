@@ -20,7 +20,9 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from ..catalogue import load_catalogue
 from ..config import Settings, load_settings
+from ..provisioner import Provisioner
 from ..store import Store
 
 #: Seconds gunicorn waits for a silent worker before killing it; SSE streams send heartbeats well within.
@@ -53,9 +55,11 @@ def metrics_dir(settings: Settings) -> Path:
 
 
 def prepare(settings: Settings) -> None:
-    """Run once in gunicorn's master before any worker starts.
+    """Run once in gunicorn's master before any worker starts: fail early on bad settings, migrate the
+    database, copy the catalogue into the images table.
 
     :raises ConfigError: bad database URL.
+    :raises BadInput: the catalogue directory is missing or has invalid manifests.
     :raises BackendError: the database cannot be reached or migrated.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -64,8 +68,12 @@ def prepare(settings: Settings) -> None:
     shutil.rmtree(mdir, ignore_errors=True)
     mdir.mkdir(parents=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mdir)
+    catalogue = load_catalogue(settings.catalogue_dir)
     store = Store.open(settings.effective_db_url, migrate=True)
-    store.dispose()
+    try:
+        Provisioner(store, catalogue, settings).sync_images("server")
+    finally:
+        store.dispose()
 
 
 def child_exit(server: Any, worker: Any) -> None:

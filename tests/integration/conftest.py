@@ -15,7 +15,9 @@ from sqlalchemy.engine import make_url
 from cmt_slurm.store import Store
 
 
-@pytest.fixture(params=[pytest.param("sqlite", id="sqlite"), pytest.param("pg", id="pg", marks=pytest.mark.pg)])
+@pytest.fixture(
+    params=[pytest.param("sqlite", id="sqlite"), pytest.param("pg", id="pg", marks=pytest.mark.pg)]
+)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database URL no other test uses; parametrised over both backends."""
     if request.param == "sqlite":
@@ -45,3 +47,7 @@ def store(db_url: str) -> Iterator[Store]:
         yield s
     finally:
         s.dispose()
+
+
+# The boot server as a real process (cmt server under gunicorn): see server_fixtures.py.
+from server_fixtures import catalogue_dir, server, server_factory  # noqa: E402, F401
