@@ -174,6 +174,8 @@ class MiniCluster:
         self.slurm_conf.write_text(text)
         for name, body in self.conf_files.items():
             (self.conf_dir / name).write_text(body)
+            if body.startswith("#!"):
+                (self.conf_dir / name).chmod(0o755)
         for n in self.nodes:
             (self.root / "spool" / n.name).mkdir(exist_ok=True)
             self.set_identity(n.name, n.os_release, n.node_json)
@@ -346,11 +348,11 @@ class MiniCluster:
         return int(proc.stdout.strip().split(";")[0])
 
     def job(self, job_id: int) -> dict[str, Any] | None:
-        proc = self.run("squeue", "--json", "-j", str(job_id), check=False)
+        # squeue --json in 22.05 ignores -j and most other filters: filter here.
+        proc = self.run("squeue", "--json", check=False)
         if proc.returncode != 0:
             return None
-        jobs = json.loads(proc.stdout)["jobs"]
-        return jobs[0] if jobs else None
+        return next((j for j in json.loads(proc.stdout)["jobs"] if j["job_id"] == job_id), None)
 
     def wait_job(self, job_id: int, states: Sequence[str], timeout: float) -> dict[str, Any]:
         seen: dict[str, Any] = {}

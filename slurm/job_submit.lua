@@ -1,0 +1,1 @@
+../cmt_slurm/slurm/job_submit.lua
