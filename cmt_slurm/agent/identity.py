@@ -109,6 +109,50 @@ def write_identity(
     return [str(PurePosixPath("/") / p.relative_to(root)) for p in written]
 
 
+#: Parts of the package that never run on a node (head node, lab); the live env carries none of them.
+HEAD_NODE_ONLY = frozenset({"server", "store", "cli", "lab", "slurm", "provisioner", "__pycache__"})
+NODE_LIB = PurePosixPath("/usr/lib/cmt/python")
+NODE_COMMAND = PurePosixPath("/usr/local/bin/cmt-node")
+READY_UNIT = PurePosixPath("/etc/systemd/system/cmt-node-ready.service")
+
+
+def node_tool_files(package_dir: Path) -> list[Path]:
+    """The node-side sources of ``cmt_slurm`` (the agent, its hooks, the API client): what nodes run."""
+    files = []
+    for path in sorted(package_dir.rglob("*")):
+        rel = path.relative_to(package_dir)
+        if (
+            path.is_file()
+            and path.suffix in (".py", ".typed")
+            and not HEAD_NODE_ONLY.intersection(rel.parts[:-1])
+        ):
+            files.append(path)
+    return files
+
+
+def install_node_tools(root: Path, package_dir: Path, unit_text: str) -> list[str]:
+    """Copy the node-side ``cmt_slurm`` (as sources: any python3 >= 3.11 runs them) into the new root,
+    with a ``cmt-node`` command and the ``cmt-node ready`` boot unit enabled.
+
+    The node then runs the very code of the live env that installed it, so an image never needs a
+    rebuild when cmt-slurm changes. Nothing is installed into an image without ``python3``.
+    """
+    if not any((root / p).exists() for p in ("usr/bin/python3", "bin/python3")):
+        return []
+    dest = NODE_LIB / "cmt_slurm"
+    for src in node_tool_files(package_dir):
+        _write(root, dest / src.relative_to(package_dir).as_posix(), src.read_bytes(), 0o644)
+    launcher = f'#!/bin/sh\nexec env PYTHONPATH={NODE_LIB} python3 -m cmt_slurm.agent.cli "$@"\n'
+    _write(root, NODE_COMMAND, launcher.encode(), 0o755)
+    _write(root, READY_UNIT, unit_text.encode(), 0o644)
+    wants = _inside(root, "/etc/systemd/system/multi-user.target.wants/cmt-node-ready.service")
+    wants.parent.mkdir(parents=True, exist_ok=True)
+    if wants.is_symlink() or wants.exists():
+        wants.unlink()
+    wants.symlink_to(str(READY_UNIT))
+    return [str(dest), str(NODE_COMMAND), str(READY_UNIT)]
+
+
 def _write_plan_file(root: Path, item: PlanFile, chown: Callable[[Path, int, int], None]) -> Path:
     target = _write(root, item.path, item.content, item.mode)
     if item.owner:

@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import __file__ as _package_init
 from ..errors import BadInput, CmtError
 from ..runner import CommandRunner, SubprocessRunner
 from . import disk as diskmod
 from . import identity, kexec
 from .bootcfg import find_boot_config, merge_cmdline
 from .cmdline import AgentOptions, describe_options, parse_cmdline
+from .hooks_ready import SYSTEMD_UNIT
 from .lldp import parse_lldp
 from .lldp_capture import LldpCapture
 from .network import (
@@ -76,6 +78,8 @@ class AgentDeps:
     capture_lldp: Callable[[str, float], bytes | None] = capture_lldp
     room: Callable[[Path], tuple[int, int]] = ram_room
     chown: Callable[[Path, int, int], None] = os.chown
+    #: Where the node-side sources come from (the live env's own copy of cmt_slurm).
+    package_dir: Path = Path(_package_init).parent
     http_policy: RetryPolicy = DEFAULT_POLICY
     #: Seconds between registrations while the server has no plan for a discovered node.
     discover_poll: float = 20.0
@@ -282,6 +286,7 @@ class Agent:
         diskmod.mount_root(d.runner, grown.root_partition, grown.fstype, d.mountpoint)
         try:
             written = identity.write_identity(d.mountpoint, plan, self.opts.server, chown=d.chown)
+            written += identity.install_node_tools(d.mountpoint, d.package_dir, SYSTEMD_UNIT)
             uuid = diskmod.fs_uuid(d.runner, grown.root_partition)
             boot = find_boot_config(d.mountpoint, f"root=UUID={uuid} rw" if uuid else "")
             cmdline = merge_cmdline(boot.cmdline, plan.kernel_args)

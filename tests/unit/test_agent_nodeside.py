@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from cmt_slurm.agent import hooks_ready, kexec
-from cmt_slurm.agent.identity import write_identity
+from cmt_slurm.agent.identity import install_node_tools, write_identity
 from cmt_slurm.agent.network import Interface, parse_net_env, pick_interface
 from cmt_slurm.agent.report import parse_plan
 from cmt_slurm.agent.transfer import RetryPolicy
@@ -173,3 +173,22 @@ def test_fake_runner_sequences_and_prefixes() -> None:
     run.on_sequence(["curl"], FakeResponse(returncode=7), FakeResponse(stdout="ok"))
     assert run.run(["curl"], check=False).returncode == 7
     assert run.run(["curl"]).stdout == "ok" and run.run(["curl"]).stdout == "ok"
+
+
+def test_node_tools_are_installed_with_the_ready_unit(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    for rel in ("__init__.py", "apiclient.py", "agent/cli.py", "server/app.py", "agent/__pycache__/x.pyc"):
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text("# x\n")
+    root = tmp_path / "root"
+    assert install_node_tools(root, pkg, hooks_ready.SYSTEMD_UNIT) == []  # no python3 in the image
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/python3").write_text("")
+    install_node_tools(root, pkg, hooks_ready.SYSTEMD_UNIT)
+    lib = root / "usr/lib/cmt/python/cmt_slurm"
+    assert sorted(p.relative_to(lib).as_posix() for p in lib.rglob("*.py")) == [
+        "__init__.py", "agent/cli.py", "apiclient.py",
+    ]  # fmt: skip
+    assert "python3 -m cmt_slurm.agent.cli" in (root / "usr/local/bin/cmt-node").read_text()
+    wants = root / "etc/systemd/system/multi-user.target.wants/cmt-node-ready.service"
+    assert str(wants.readlink()) == "/etc/systemd/system/cmt-node-ready.service"
