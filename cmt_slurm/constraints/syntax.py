@@ -125,6 +125,10 @@ def tokenize(text: str) -> list[Token]:
         else:
             j = i
             while j < n and not text[j].isspace() and text[j] not in _OPERATORS:
+                if not text[j].isprintable():  # would end up raw in messages, logs and terminals
+                    raise _error(
+                        text, j, f"control character {text[j]!r}", "feature names are printable characters"
+                    )
                 j += 1
             tokens.append(Token(Tok.WORD, text[i:j], i))
             i = j

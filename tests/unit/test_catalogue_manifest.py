@@ -1,12 +1,15 @@
 """Manifest validation: every problem of a file, each as `<path>: <key>: <problem>`."""
 
+import tempfile
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from cmt_slurm.catalogue import dump_manifest, load_catalogue, load_manifest, parse_manifest
+from cmt_slurm.catalogue import dump_manifest, load_catalogue, load_manifest, parse_manifest, read_manifest
 from cmt_slurm.errors import BadInput
 
 BAD = Path(__file__).resolve().parent.parent / "data" / "catalogue-bad"
@@ -155,3 +158,33 @@ def test_one_default_per_arch_but_any_number_of_arches(tmp_path: Path) -> None:
     (tmp_path / "b.toml").write_text(dump_manifest(arm))
     cat = load_catalogue(tmp_path)
     assert {i.name for i in cat if i.default} == {"rocky9-2026.11", "rocky9-arm"}
+
+
+_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12)
+    | st.dates(),
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=5), kids, max_size=3),
+    max_leaves=5,
+)
+
+
+@given(st.dictionaries(st.sampled_from([*GOOD, "default", "built", "features", "kernel_args", "x"]), _values))
+@settings(max_examples=300)
+def test_any_manifest_data_gives_problems_not_crashes(changes: dict[str, Any]) -> None:
+    data = {k: v for k, v in {**GOOD, **changes}.items() if v is not None}
+    image, found = parse_manifest(data, "f.toml")
+    assert (image is None) == bool(found)
+    assert all(p.startswith("f.toml: ") and "\n" not in p for p in found)
+
+
+@given(st.text(max_size=200))
+def test_any_file_text_gives_problems_not_crashes(text: str) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "m.toml"
+        path.write_text(text, encoding="utf-8", errors="surrogatepass")
+        image, found = read_manifest(path)
+        assert (image is None) == bool(found)

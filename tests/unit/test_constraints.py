@@ -219,3 +219,9 @@ def test_helpers_mode_exact_message() -> None:
 @pytest.mark.parametrize("text", ["os:rocky9&ib,haswell", "(a|b)&c", "[rack1|rack2]*2", ""])
 def test_helpers_mode_accepts_plain_and_or_no_changeable(text: str) -> None:
     requirement_from_constraint(text, helpers=True)
+
+
+def test_control_characters_are_refused() -> None:
+    with pytest.raises(BadInput) as exc:
+        parse_constraint("os:rocky9\x1b[31m")
+    assert exc.value.message == "constraint 'os:rocky9\\x1b[31m': column 10: control character '\\x1b'"

@@ -24,12 +24,13 @@ constraint_like = st.lists(_ALPHABET, max_size=40).map("".join)
 @given(st.one_of(st.text(max_size=60), constraint_like))
 @settings(max_examples=400)
 def test_any_text_parses_or_raises_bad_input(text: str) -> None:
-    try:
-        requirement_from_constraint(text)
-    except BadInput as exc:
-        assert exc.message.startswith("constraint ")
-        assert "\n" not in exc.message or "\n" in text
-        assert exc.hint
+    for helpers in (False, True):
+        try:
+            requirement_from_constraint(text, helpers=helpers)
+        except BadInput as exc:
+            assert exc.message.startswith("constraint ")
+            assert "\n" not in exc.message
+            assert exc.hint
 
 
 names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.=:-]{0,8}", fullmatch=True)
