@@ -182,13 +182,16 @@ def test_empty_catalogue() -> None:
         select_image(Catalogue(), Requirement(os="rocky9"))
 
 
+_FIXTURE = load_catalogue(CAT)
+
+
 @given(
     os=st.sampled_from([None, "rocky9", "debian12", "centos7", "nope"]),
     libc=st.sampled_from([None, "2.9", "2.17", "2.30", "2.36", "2.41", "3.0"]),
     arch=st.sampled_from(["x86_64", "aarch64"]),
 )
 def test_chosen_image_always_satisfies(os: str | None, libc: str | None, arch: str) -> None:
-    cat = load_catalogue(CAT)
+    cat = _FIXTURE
     req = Requirement(os=os, libc=Version.parse(libc) if libc else None)
     try:
         image = select_image(cat, req, arch)
