@@ -24,7 +24,7 @@ class Provisioner(Images):
 
     # -- admin tokens
 
-    def create_token(self, name: str) -> str:
+    def create_token(self, name: str, actor: str = "admin") -> str:
         """A new admin token; the secret is returned once and stored only as its hash.
 
         :raises BadInput: bad name. :raises Conflict: name taken.
@@ -36,7 +36,7 @@ class Provisioner(Images):
         secret = secrets.new_token()
         with self.store.begin() as conn:
             tokens.insert(conn, name, secrets.hash_token(secret), self.clock())
-            self._event(conn, "admin", "token", detail={"created": name})
+            self._event(conn, actor, "token", detail={"created": name})
         return secret
 
     def list_tokens(self) -> list[ApiToken]:
@@ -73,12 +73,12 @@ class Provisioner(Images):
         with self.store.begin() as conn:
             self._event(conn, "server", "auth_failed", node=node, detail=detail)
 
-    def revoke_token(self, name: str) -> None:
+    def revoke_token(self, name: str, actor: str = "admin") -> None:
         """:raises NotFound: no such token, or it is revoked already."""
         with self.store.begin() as conn:
             if not tokens.revoke(conn, name, self.clock()):
                 raise NotFound(f"no active token named {name!r}", hint="see the tokens with: cmt token list")
-            self._event(conn, "admin", "token", detail={"revoked": name})
+            self._event(conn, actor, "token", detail={"revoked": name})
 
     # -- audit trail
 
