@@ -9,56 +9,42 @@ through a ``CommandRunner``, never a shell, so unit tests replay recorded output
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import BackendError, BadInput, NotFound
+from ..runner import TIMEOUT_RC, CommandResult, CommandRunner, OutputCallback, SubprocessRunner
 from .hostlist import compress_hostlist, expand_hostlist
 
 #: Base node states as ``sinfo --json`` spells them (lower case) in 22.05.
 DOWN_STATES = frozenset({"down", "unknown", "future"})
 
 
-@dataclass(frozen=True)
-class CommandResult:
-    argv: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-class CommandRunner(Protocol):
-    def run(self, argv: Sequence[str], timeout: float) -> CommandResult:
-        """Run ``argv`` (no shell) and return what it did; raise ``BackendError`` if it cannot start."""
-        ...
-
-
 @dataclass
-class SubprocessRunner:
-    """Runs Slurm commands for real. ``prefix`` wraps them (e.g. ``nsenter --net=...`` in tests)."""
+class PrefixedRunner:
+    """Runs every command behind ``prefix`` (e.g. ``nsenter --net=...`` to reach a test cluster)."""
 
+    inner: CommandRunner
     prefix: Sequence[str] = ()
     env: Mapping[str, str] | None = None
 
-    def run(self, argv: Sequence[str], timeout: float) -> CommandResult:
-        full = [*self.prefix, *argv]
-        env = None if self.env is None else {**os.environ, **self.env}
-        try:
-            proc = subprocess.run(full, capture_output=True, text=True, timeout=timeout, env=env, check=False)
-        except FileNotFoundError:
-            raise BackendError(
-                f"{argv[0]}: command not found", hint="install the Slurm client (slurm-client) on this host"
-            ) from None
-        except subprocess.TimeoutExpired:
-            raise BackendError(
-                f"{' '.join(argv)}: no answer within {timeout:.0f}s",
-                hint="check that slurmctld is up (scontrol ping)",
-                details={"argv": list(argv)},
-            ) from None
-        return CommandResult(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        check: bool = True,
+        timeout: float | None = 600.0,
+        input_text: str | None = None,
+        env: Mapping[str, str] | None = None,
+        on_output: OutputCallback | None = None,
+    ) -> CommandResult:
+        merged = {**(self.env or {}), **(env or {})} or None
+        res = self.inner.run(
+            [*self.prefix, *argv], check=check, timeout=timeout, input_text=input_text, env=merged,
+            on_output=on_output,
+        )  # fmt: skip
+        return CommandResult(tuple(argv), res.returncode, res.stdout, res.stderr)
 
 
 @dataclass(frozen=True)
@@ -201,7 +187,17 @@ class SlurmCli:
     timeout: float = 30.0
 
     def _run(self, argv: Sequence[str]) -> str:
-        res = self.runner.run(argv, self.timeout)
+        res = self.runner.run(argv, check=False, timeout=self.timeout)
+        if res.returncode == TIMEOUT_RC:
+            raise BackendError(
+                f"{' '.join(argv)}: no answer within {self.timeout:.0f}s",
+                hint="check that slurmctld is up (scontrol ping)",
+                details={"argv": list(argv)},
+            )
+        if res.returncode == 127 and "command not found" in res.stderr:
+            raise BackendError(
+                f"{argv[0]}: command not found", hint="install the Slurm client (slurm-client) on this host"
+            )
         if res.returncode != 0:
             err = res.stderr.strip() or res.stdout.strip() or "(no output)"
             raise BackendError(

@@ -7,7 +7,8 @@ from slurm.cluster import MiniCluster, NodeSpec, os_release_text
 from slurm.fixtures import make_cluster
 
 from cmt_slurm.errors import BackendError
-from cmt_slurm.slurm.client import SlurmCli, SubprocessRunner
+from cmt_slurm.runner import SubprocessRunner
+from cmt_slurm.slurm.client import PrefixedRunner, SlurmCli
 
 __all__ = ["make_cluster"]
 pytestmark = pytest.mark.slurm
@@ -27,7 +28,7 @@ def test_each_job_sees_its_node_identity(make_cluster: Callable[..., MiniCluster
 
 def test_adapter_drains_and_resumes_a_real_node(make_cluster: Callable[..., MiniCluster]) -> None:
     c = make_cluster([NodeSpec("n1", features="os=debian12,libc=2.36")])
-    slurm = SlurmCli(SubprocessRunner(prefix=c.wrap([]), env={"SLURM_CONF": str(c.slurm_conf)}))
+    slurm = SlurmCli(PrefixedRunner(SubprocessRunner(), c.wrap([]), {"SLURM_CONF": str(c.slurm_conf)}))
     assert slurm.node("n1").active_features == ("os=debian12", "libc=2.36")
     reason = "cmt: reimage to debian13 failed at write: checksum mismatch"
     slurm.drain("n1", reason)

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from cmt_slurm.errors import BackendError, BadInput, NotFound
-from cmt_slurm.slurm.client import CommandResult, SlurmCli
+from cmt_slurm.runner import TIMEOUT_RC, CommandResult
+from cmt_slurm.slurm.client import SlurmCli
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "slurm"
 
@@ -22,7 +23,10 @@ class Recorded:
     def on(self, argv: Sequence[str], stdout: str = "", rc: int = 0, stderr: str = "") -> None:
         self.answers[tuple(argv)] = CommandResult(tuple(argv), rc, stdout, stderr)
 
-    def run(self, argv: Sequence[str], timeout: float) -> CommandResult:
+    def run(
+        self, argv: Sequence[str], *, check: bool = True, timeout: float | None = 600.0, **_: object
+    ) -> CommandResult:
+        assert check is False  # the adapter turns failures into BackendError itself
         self.calls.append(tuple(argv))
         return self.answers.get(tuple(argv), CommandResult(tuple(argv), 0, "", ""))
 
@@ -132,3 +136,14 @@ def test_non_json_output_is_backend_error() -> None:
     rec.on(["sinfo", "--json"], "sinfo: unrecognized option '--json'")
     with pytest.raises(BackendError, match="not JSON"):
         cli.nodes()
+
+
+def test_timeout_and_missing_binary_are_backend_errors() -> None:
+    cli, rec = client_with()
+    rec.on(["sinfo", "--json"], rc=TIMEOUT_RC)
+    with pytest.raises(BackendError, match="no answer within"):
+        cli.nodes()
+    rec.on(["squeue", "--json"], rc=127, stderr="squeue: command not found")
+    with pytest.raises(BackendError, match="squeue: command not found") as err:
+        cli.jobs()
+    assert "slurm-client" in (err.value.hint or "")
