@@ -1,0 +1,182 @@
+"""The rendered scripts run in Debian's real iPXE (1.0.0+git-20190125) inside QEMU (TCG).
+
+One VM boots `ipxe.lkrn`; QEMU's user network (restrict=on) hands it a DHCP filename with the same
+`${...}` query the dnsmasq config uses, and a guestfwd sends every HTTP connection to 10.0.2.100:80 to
+a one-shot responder process that logs the request and answers from a directory. Each fetch of
+/boot/ipxe gets the next script of a sequence, so one boot walks through:
+
+1. ``unknown``: prints the MAC, waits, asks again (``chain --replace``);
+2. ``wait``: prints the reason, asks again;
+3. ``reimage`` with a kernel URL that answers 404: two attempts, the labelled error, then asks again;
+4. ``reimage`` that works: kernel (iPXE's own ipxe.lkrn stands in for the live kernel) + initrd + boot;
+   the booted "kernel" shows the command line it received;
+5. ``local``: ``exit`` hands back to the firmware, which tries its next boot devices.
+
+This proves that every command the templates use (`inc`, `iseq`, `set ...:int32`, `sleep`,
+`chain --replace --autofree`, `kernel --name`, `initrd --name`, `${netX/mac}`, `${serial:uristring}`,
+`${buildarch}`) exists in the iPXE Debian ships, and that the retry loops count as intended.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cmt_slurm.ipxe import BOOT_QUERY, LocalBoot, ReimageBoot, UnknownMac, WaitBoot, render_ipxe
+
+pytestmark = pytest.mark.qemu
+
+IPXE_LKRN = Path("/usr/lib/ipxe/ipxe.lkrn")
+SERVER = "http://10.0.2.100"
+MAC = "52:54:00:12:34:56"  # QEMU's default for the first NIC
+
+RESPONDER = r"""
+import sys
+from pathlib import Path
+
+state = Path(sys.argv[1])
+request = sys.stdin.buffer.readline().decode("latin-1").strip()
+while sys.stdin.buffer.readline() not in (b"\r\n", b"\n", b""):
+    pass
+with open(state / "requests.log", "a") as log:
+    log.write(request + "\n")
+path = request.split(" ")[1] if request.count(" ") >= 2 else "/"
+if path.startswith("/boot/ipxe"):
+    n = sum(1 for line in open(state / "requests.log") if " /boot/ipxe" in line)
+    script = state / f"boot{n}.ipxe"
+    body = script.read_bytes() if script.exists() else b"#!ipxe\necho cmt-test: end of sequence\nexit 1\n"
+    status = "200 OK"
+elif (state / "files" / path.lstrip("/").replace("/", "_")).is_file():
+    body, status = (state / "files" / path.lstrip("/").replace("/", "_")).read_bytes(), "200 OK"
+else:
+    body, status = b"not found\n", "404 Not Found"
+head = f"HTTP/1.0 {status}\r\nContent-Type: application/octet-stream\r\nContent-Length: {len(body)}\r\n"
+sys.stdout.buffer.write((head + "Connection: close\r\n\r\n").encode() + body)
+sys.stdout.buffer.flush()
+"""
+
+
+def reimage(kernel: str) -> ReimageBoot:
+    return ReimageBoot(
+        server_url=SERVER,
+        kernel_url=f"{SERVER}{kernel}",
+        initrd_url=f"{SERVER}/boot/live/initrd.img",
+        node="node-7",
+        image="debian13-2026.11",
+        deployment=42,
+        token="tok-42_x",
+        image_url=f"{SERVER}/images/debian13-2026.11",
+        image_sha256="ab" * 32,
+        disk="/dev/vda",
+        retries=2,
+        retry_delay=1,
+        failure_delay=1,
+    )
+
+
+def console_text(raw: bytes) -> str:
+    """Serial output as one string: escape sequences and SeaBIOS's 80-column wrapping removed."""
+    text = raw.decode("latin-1")
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+    return re.sub(r"[\r\n]", "", text)
+
+
+@pytest.fixture
+def qemu_run(tmp_path: Path) -> tuple[str, list[str]]:
+    if shutil.which("qemu-system-x86_64") is None or not IPXE_LKRN.is_file():
+        pytest.skip("needs qemu-system-x86 and ipxe (run scripts/install-deps)")
+    state = tmp_path / "state"
+    (state / "files").mkdir(parents=True)
+    scripts = [
+        render_ipxe(UnknownMac(server_url=SERVER, mac=MAC, retry_delay=1)),
+        render_ipxe(WaitBoot(server_url=SERVER, node="node-7", reason="2 reimages running", retry_delay=1)),
+        render_ipxe(reimage("/boot/live/missing")),
+        render_ipxe(reimage("/boot/live/vmlinuz")),
+        render_ipxe(LocalBoot(server_url=SERVER, node="node-7")),
+    ]
+    for i, script in enumerate(scripts, 1):
+        (state / f"boot{i}.ipxe").write_text(script)
+    shutil.copy(IPXE_LKRN, state / "files" / "boot_live_vmlinuz")
+    (state / "files" / "boot_live_initrd.img").write_bytes(b"not a real initrd\n")
+    responder = tmp_path / "responder.py"
+    responder.write_text(RESPONDER)
+    sercon = tmp_path / "sercon"
+    sercon.write_bytes(b"\xf8\x03")  # SeaBIOS: copy VGA text output to the serial port at 0x3f8
+    serial = tmp_path / "serial.log"
+    bootfile = f"{SERVER}/boot/ipxe?{BOOT_QUERY}".replace(",", ",,")
+    netdev = (
+        f"user,id=n0,restrict=on,bootfile={bootfile},"
+        f"guestfwd=tcp:10.0.2.100:80-cmd:{sys.executable} {responder} {state}"
+    )
+    cmd = [
+        "qemu-system-x86_64",
+        *("-accel", "tcg", "-m", "256", "-display", "none", "-no-reboot"),
+        *("-serial", f"file:{serial}", "-kernel", str(IPXE_LKRN)),
+        *("-fw_cfg", f"name=etc/sercon-port,file={sercon}"),
+        *("-smbios", "type=1,serial=A B/7"),
+        *("-netdev", netdev, "-device", "virtio-net-pci,netdev=n0"),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        # bounded wait for the last step (local: exit, then the firmware runs out of boot devices)
+        for _ in range(1800):
+            if proc.poll() is not None:
+                break
+            if serial.exists() and "No bootable device" in console_text(serial.read_bytes()):
+                break
+            time.sleep(0.1)
+    finally:
+        proc.kill()
+        _, err = proc.communicate(timeout=30)
+    log = (state / "requests.log").read_text().splitlines() if (state / "requests.log").exists() else []
+    text = console_text(serial.read_bytes()) if serial.exists() else ""
+    if "No bootable device" not in text:
+        raise AssertionError(f"the VM did not reach the end: {err.decode()[-500:]}\n{text[-3000:]}")
+    return text, log
+
+
+def test_scripts_run_in_debian_ipxe(qemu_run: tuple[str, list[str]]) -> None:
+    text, log = qemu_run
+    paths = [line.split(" ")[1].split("?")[0] for line in log]
+    assert paths == [
+        "/boot/ipxe",  # 1 unknown
+        "/boot/ipxe",  # 2 wait
+        "/boot/ipxe",  # 3 reimage, kernel 404 twice
+        "/boot/live/missing",
+        "/boot/live/missing",
+        "/boot/ipxe",  # 4 reimage that boots
+        "/boot/live/vmlinuz",
+        "/boot/live/initrd.img",
+        "/boot/ipxe",  # 5 local, fetched by the NIC's own iPXE ROM after the booted "kernel" gave up
+    ]
+    # iPXE filled in the query itself; the serial number needed :uristring for its space
+    query = log[0].split(" ")[1].split("?")[1]
+    assert query.startswith("mac=52%3A54%3A00%3A12%3A34%3A56&uuid=")
+    assert "&serial=A%20B" in query
+    assert query.endswith("&arch=i386")
+
+    expected_in_order = [
+        f"cmt: this machine (MAC {MAC}) is not known to the boot server {SERVER}",
+        "cmt: node-7: waiting: 2 reimages running",
+        "cmt: node-7: reimaging to debian13-2026.11 (deployment 42)",
+        "cmt: live kernel download failed (attempt 1 of 2), retrying in 1 s",
+        f"cmt: ERROR: could not download the live kernel {SERVER}/boot/live/missing (2 attempts)",
+        "cmt: asking the boot server again in 1 s",
+        "cmt: starting the live reimager",
+        # ipxe.lkrn runs its command line as a script: proof that the kernel got ours, expanded
+        f"cmt.server={SERVER}: command not found",
+        "cmt: node-7: booting from the local disk (next boot device)",
+        "No bootable device",
+    ]
+    pos = 0
+    for needle in expected_in_order:
+        found = text.find(needle, pos)
+        assert found >= 0, f"{needle!r} not found after position {pos}:\n{text[pos : pos + 2000]}"
+        pos = found + len(needle)
+    assert "attempt 2 of 2" not in text  # the second failure goes to the error label, not another retry
