@@ -40,21 +40,6 @@ from .context import CliContext, emit, pass_cli, table
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class _ImageGroup(click.Group):
-    """Shows every problem of a broken catalogue, one per line, before the boundary shows the last."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except BadInput as exc:
-            problems = exc.details.get("problems")
-            if not isinstance(problems, list) or len(problems) < 2:
-                raise
-            for line in problems[:-1]:
-                click.echo(f"error: {line}", err=True)
-            raise type(exc)(str(problems[-1]), hint=exc.hint, details=exc.details) from exc
-
-
 def catalogue_option(f: F) -> F:
     return click.option(
         "--catalogue",
@@ -98,7 +83,9 @@ def _image_json(catalogue: Catalogue, image: Image) -> dict[str, Any]:
     return {**image.to_json(), "slurm_features": list(image_features(catalogue, image))}
 
 
-@click.group("image", cls=_ImageGroup)
+@click.group(
+    "image",
+)
 def image() -> None:
     """Catalogue images: list, show, match, verify, add, rm."""
 

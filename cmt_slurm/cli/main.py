@@ -82,7 +82,11 @@ def main(argv: list[str] | None = None) -> Any:
     except CmtError as exc:
         if debug:
             traceback.print_exc()
-        click.echo(f"error: {exc.message}", err=True)
+        # A file with several problems lists them all (one line each), so one run fixes them all.
+        problems = exc.details.get("problems")
+        lines = [str(p) for p in problems] if isinstance(problems, list) and problems else [exc.message]
+        for line in lines:
+            click.echo(f"error: {line}", err=True)
         if exc.hint:
             click.echo(f"hint: {exc.hint}", err=True)
         sys.exit(exc.exit_code)
