@@ -93,10 +93,13 @@ class Deployer(Base):
             if pending is not None and pending.stage in _WAITING and pending.actor == actor:
                 words = _merge_features(pending.features, features)
             image = select_image(self.catalogue, requirement_from_constraint("&".join(words)), node.arch)
-            if image.name == node.current_image and node.state in (NodeState.READY, NodeState.REIMAGING):
+            if image.name == node.current_image:
+                if pending is None and node.state is NodeState.READY:
+                    return None
                 if pending is not None and pending.stage in _WAITING:
                     self._cancel(conn, node, pending, actor, f"node already runs {image.name}")
-                return None
+                    return None
+                # else: a reimage is rewriting the disk, or the node is failed/discovered: reimage.
             return self._target(conn, node, image, words, actor, merge=True)
 
     def _target(
@@ -244,7 +247,7 @@ class Deployer(Base):
             deployment=dep.id, node=dep.node, image=image.name, url=self.image_url(image),
             sha256=image.sha256, size=image.size, format=image.format, kernel_args=image.kernel_args,
             features=image_features(self.catalogue, image), node_token=node_token, token=token,
-            server=self.settings.public_url,
+            server=self.settings.public_url, hostname=dep.node,
         )  # fmt: skip
 
     # -- the reimager's side

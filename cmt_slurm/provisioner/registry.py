@@ -69,7 +69,9 @@ class Registry(Deployer):
             raise BadInput("registration lists no MAC address", hint="send the MACs of the node's NICs")
         wanted = sorted({normalise_mac(m) for m in macs})
         now = self.clock()
-        fields: dict[str, Any] = {"last_seen": now, "disks": [dict(d) for d in disks] or None}
+        fields: dict[str, Any] = {}
+        if disks:
+            fields["disks"] = [dict(d) for d in disks]
         if lldp is not None:
             fields.update(lldp_switch=lldp.system_name or lldp.chassis_id, lldp_port=lldp.port_id)
             fields["port_index"] = lldp.port_index
@@ -88,10 +90,15 @@ class Registry(Deployer):
                 )
             elif owners:
                 node = next(iter(owners.values()))
-                nodes.add_macs(conn, node, wanted, now)
-                nodes.update(conn, node.name, now=now, **fields)
+                added = nodes.add_macs(conn, node, wanted, now)
+                changed = {
+                    k: v for k, v in fields.items() if getattr(node, k) != (tuple(v) if k == "disks" else v)
+                }
+                nodes.update(conn, node.name, now=now, last_seen=now, **fields)
                 node = self._node(conn, node.name)
-                self._event(conn, f"node:{node.name}", "registered", node=node.name, detail={"macs": wanted})
+                if added or changed:  # the agent re-registers every 20 s while it waits: log changes only
+                    detail = {"added_macs": added, **{k: v for k, v in changed.items() if k != "disks"}}
+                    self._event(conn, f"node:{node.name}", "registered", node=node.name, detail=detail)
                 result = Registration(node, self._plan_for_discovery(conn, node))
             else:
                 refused, result = self._create(conn, wanted, lldp, fields)
@@ -120,7 +127,9 @@ class Registry(Deployer):
                 hint=f"if the node's NICs were replaced, forget the old entry: cmt node forget {name}",
                 details={"node": name, "macs": macs},
             ), None
-        node = nodes.insert(conn, name=name, state=NodeState.DISCOVERED, now=self.clock(), **fields)
+        node = nodes.insert(
+            conn, name=name, state=NodeState.DISCOVERED, now=self.clock(), last_seen=self.clock(), **fields
+        )
         nodes.add_macs(conn, node, macs, self.clock())
         node = self._node(conn, name)
         self._event(

@@ -60,10 +60,17 @@ class Plan:
     #: The deployment token to report with (fresh when the plan came with a registration).
     token: str | None
     server: str
+    #: Host name written into the new root (the node's name).
+    hostname: str
+    #: Target disk; None lets the agent pick (``cmt.disk=`` on the kernel command line overrides).
+    disk: str | None = None
+    #: Extra files for the new root, ``{"path", "content_base64", "mode", "owner"}`` (contracts.md, Plan).
+    files: tuple[dict[str, str | None], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["features"] = list(self.features)
+        data["files"] = [dict(f) for f in self.files]
         return data
 
 

@@ -376,3 +376,35 @@ def test_images_table_follows_the_catalogue(prov: Provisioner) -> None:
     result = prov.sync_images()
     assert result.added == ("debian12-2026.11", "debian13-2026.11", "rocky9-2026.10")
     assert prov.sync_images().as_dict() == {"added": [], "updated": [], "removed": []}
+
+
+def test_reregistering_unchanged_logs_nothing_new(prov: Provisioner, clock: Clock) -> None:
+    name = prov.register_node([mac(7)], lldp(7), disks=[{"name": "/dev/vda", "size": 10}]).node.name
+    before = len(prov.events(node=name))
+    clock.tick(20)
+    again = prov.register_node([mac(7)], lldp(7), disks=[{"name": "/dev/vda", "size": 10}])
+    assert again.node.last_seen == clock.now
+    assert len(prov.events(node=name)) == before
+    moved = prov.register_node([mac(7)], lldp(7, switch="sw-r08"))
+    assert moved.node.lldp_switch == "sw-r08" and moved.node.disks == ({"name": "/dev/vda", "size": 10},)
+    assert prov.events(node=name, limit=1)[0].detail["lldp_switch"] == "sw-r08"
+
+
+def test_requesting_the_old_image_during_a_running_reimage_is_a_conflict(prov: Provisioner) -> None:
+    name = ready_node(prov)
+    dep = prov.request_features(name, ["os=debian13"], f"node:{name}")
+    assert dep and dep.token
+    prov.report(dep.id, dep.token, Stage.LIVE)
+    with pytest.raises(Conflict, match=r"is being reimaged to debian13-2026.11"):
+        prov.request_features(name, ["os=rocky9"], f"node:{name}")
+
+
+def test_plan_document_matches_the_agent_contract(prov: Provisioner) -> None:
+    name = ready_node(prov)
+    dep = prov.set_target(name, "debian13-2026.11", "admin:a")
+    assert dep.token
+    plan = prov.plan(dep.id, dep.token).as_dict()
+    assert plan["hostname"] == name and plan["files"] == [] and plan["disk"] is None
+    assert plan["url"] == "http://127.0.0.1:8080/images/debian13-2026.11"
+    assert set(plan) >= {"deployment", "node", "image", "url", "sha256", "size", "format", "kernel_args",
+                         "features", "node_token"}  # fmt: skip
