@@ -3,7 +3,9 @@
 * ``direct``: the server sends the file itself (sendfile, Range, ETag; see :mod:`.images_http`);
 * ``x-accel``: the server answers only headers and nginx sends the file (``X-Accel-Redirect`` to the
   ``internal`` location ``x_accel_prefix``, aliased to the catalogue directory; ``server/nginx.conf``);
-* ``external``: nodes are handed the manifest URL directly; this route redirects there for anyone else.
+* ``external``: nodes are handed the manifest URL directly (``Provisioner.image_url``); this route
+  redirects there for anyone else. An image whose manifest names a local file is served as in ``direct``
+  mode (there is no other URL to hand out), and in every mode an http(s) manifest URL is a redirect.
 
 The name is looked up in the catalogue; it is never joined into a path, so ``../`` and friends cannot
 reach anything the catalogue does not list.
@@ -33,7 +35,7 @@ def image_bytes(name: str) -> Response:
         raise NotFound(f"image {name[:80]!r} is not in the catalogue", hint="see GET /api/v1/images")
     mode = state.settings.image_serving
     path = image.local_path
-    if mode == "external" or path is None:
+    if path is None:  # the manifest names an http(s) URL: that is where the bytes are
         return redirect(image.resolved_url, code=302)
     if mode == "x-accel":
         try:

@@ -89,6 +89,16 @@ class FileSlice(io.RawIOBase):
     def fileno(self) -> int:
         return self._raw.fileno()
 
+    # socket.sendfile() seeks the file object to the offset and past what it sent.
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer)
         if self._left <= 0:

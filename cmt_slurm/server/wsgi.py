@@ -40,7 +40,8 @@ def gunicorn_options(settings: Settings, *, access_log: bool = True) -> dict[str
         "timeout": WORKER_TIMEOUT,
         "graceful_timeout": 10,
         "keepalive": 5,
-        "sendfile": True,
+        # No "sendfile" key on purpose: gunicorn's setting is the --no-sendfile flag, and giving it any
+        # value (True included) turns sendfile off.
         "proc_name": "cmt-server",
         "accesslog": "-" if access_log else None,
         "errorlog": "-",

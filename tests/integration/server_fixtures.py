@@ -36,6 +36,12 @@ FIXTURE_CATALOGUE = REPO / "tests" / "data" / "catalogue"
 START_TIMEOUT_S = 60.0
 
 
+def need_binary(*names: str) -> None:
+    missing = [n for n in names if shutil.which(n) is None]
+    if missing:
+        pytest.skip(f"missing {', '.join(missing)} (run scripts/install-deps)")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
