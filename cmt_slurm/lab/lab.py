@@ -11,12 +11,12 @@ processes are stopped by ``down`` like the lab's own.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import re
 import shutil
 import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..apiclient import ApiClient
 from ..errors import BackendError, BadInput, Forbidden, NotFound
 from ..runner import CommandRunner, SubprocessRunner
 from . import netns, procs, qemu, services
+from .accel import probe_accel as probe_accel_impl
 from .netns import LabNetwork
 
 STATE_FILE = "lab.json"
@@ -39,14 +41,8 @@ def lab_id(workdir: Path) -> str:
 
 
 def probe_accel() -> str:
-    """KVM only where H5a's probe shows a guest really runs (this machine class: TCG)."""
-    try:
-        accel = importlib.import_module("cmt_slurm.lab.accel")  # optional, owned by the images helper
-    except ImportError:
-        return "tcg"
-    probe = getattr(accel, "choose_accel", None) or getattr(accel, "probe_accel", None)
-    result = probe() if callable(probe) else "tcg"
-    return str(getattr(result, "accel", result))
+    """KVM only where the probe (a tiny test boot, ``lab.accel``) shows a guest really runs; else TCG."""
+    return probe_accel_impl().name
 
 
 @dataclass
@@ -75,6 +71,7 @@ class LabState:
     nodes: int
     host_port: int = 0
     accel: str = "tcg"
+    live_dir: str = ""
     processes: dict[str, procs.ProcRecord] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -84,6 +81,7 @@ class LabState:
             "nodes": self.nodes,
             "host_port": self.host_port,
             "accel": self.accel,
+            "live_dir": self.live_dir,
             "processes": {k: v.to_json() for k, v in self.processes.items()},
         }
 
@@ -95,6 +93,7 @@ class LabState:
             int(data["nodes"]),
             int(data.get("host_port", 0)),
             str(data.get("accel", "tcg")),
+            str(data.get("live_dir", "")),
             {k: procs.ProcRecord.from_json(v) for k, v in dict(data.get("processes", {})).items()},
         )
 
@@ -243,7 +242,8 @@ class Lab:
         self._start_dnsmasq()
         self._start_lldpd()
         if with_server:
-            self._start_server(live_dir or self.workdir / "live")
+            self.state.live_dir = str(live_dir or self.workdir / "live")
+            self._start_server(Path(self.state.live_dir))
             log(f"boot server {self.server_url} (from the host: {self.host_url})")
         for hook in hooks:
             hook(self)
@@ -308,6 +308,10 @@ class Lab:
             lambda: _http_ok(self.host_url + "/api/v1/images"), 60, "waiting for the boot server", rec
         )
 
+    def restart_server(self) -> None:
+        """Start the boot server again after ``stop_service("server")`` (same database, same port)."""
+        self._start_server(Path(self.state.live_dir))
+
     def start_vm(self, v: VmState, *, blank_disk: bool = False) -> procs.ProcRecord:
         if blank_disk:
             qemu.create_disk(self.runner, v.spec.disk)
@@ -336,7 +340,8 @@ class Lab:
             log(f"stopping pid {pid} left in {self.net.netns}")
             procs.stop(procs.ProcRecord("stray", pid, procs.start_ticks(pid) or -1, (), ""))
         removed += netns.delete_network(self.runner, self.net, [v.tap for v in self.vms()])
-        for path in (self.run_dir, self.workdir / "vms", self.workdir / STATE_FILE):
+        runtime = ("run", "vms", "server", STATE_FILE, "admin.token", "cmt.toml")
+        for path in (self.workdir / p for p in runtime):
             if path.is_dir():
                 shutil.rmtree(path)
                 removed.append(str(path))
@@ -364,6 +369,29 @@ class Lab:
             },
             "vms": [v.to_json() | {"console_log": str(v.spec.console_log)} for v in self.vms()],
         }
+
+    def admin_token(self) -> str:
+        """An admin API token for this lab's server (made once, kept in ``<workdir>/admin.token``)."""
+        path = self.workdir / "admin.token"
+        if path.is_file():
+            return path.read_text().strip()
+        # Head-node imports (SQLAlchemy): only the lab host needs them, never the agent.
+        from ..catalogue import Catalogue  # noqa: PLC0415
+        from ..config import load_settings  # noqa: PLC0415
+        from ..provisioner import Provisioner  # noqa: PLC0415
+        from ..store import Store  # noqa: PLC0415
+
+        settings = load_settings(self.server_config, env={})
+        prov = Provisioner(Store.open(settings.effective_db_url), Catalogue(), settings)
+        secret = prov.create_token(f"lab-{self.id}-{int(time.time())}", actor="cmt-lab")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secret + "\n")
+        return secret
+
+    def api(self) -> ApiClient:
+        """An admin client for the lab's server, from the host (through the loopback forwarder)."""
+        return ApiClient(self.host_url, token=self.admin_token(), timeout=15.0)
 
     def console_log(self, ref: str, from_start: bool = False) -> qemu.ConsoleLog:
         path = self.find_vm(ref).spec.console_log

@@ -70,6 +70,9 @@ def vm_argv(spec: VmSpec, accel: str = "tcg") -> list[str]:
         "-fw_cfg", f"name=etc/sercon-port,file={spec.sercon_file}",
         "-qmp", f"unix:{spec.qmp_socket},server=on,wait=off",
         "-pidfile", str(spec.pidfile),
+        # DMI identity like real hardware's: the server records serial and UUID at registration
+        "-uuid", f"00000000-0000-4000-8000-{spec.index:012d}",
+        "-smbios", f"type=1,manufacturer=cmt-slurm,product=lab-vm,serial=CMTLAB{spec.index:04d}",
         "-device", "virtio-rng-pci",
     ]  # fmt: skip
 
