@@ -22,9 +22,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .errors import BadInput
 from .ipxe.context import BOOT_QUERY
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 #: What the BOOTP `file` field can carry (128 bytes including the terminating NUL).
 MAX_BOOT_FILE = 127
@@ -162,6 +166,22 @@ class DnsmasqConfig:
     @property
     def boot_url(self) -> str:
         return f"{self.server_url}/boot/ipxe?{BOOT_QUERY}"
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, interface: str, dhcp_range: str, **options: Any
+    ) -> DnsmasqConfig:
+        """For ``cmt server dnsmasq-config --interface eth1 --dhcp-range START,END[,MASK][,LEASE]``:
+        the script URL is the settings' ``public_url``; ``options`` are the other fields.
+
+        :raises BadInput: as the constructor.
+        """
+        addresses, netmask, lease = parse_dhcp_range(dhcp_range)
+        if netmask is not None:
+            options.setdefault("netmask", netmask)
+        if lease is not None:
+            options.setdefault("lease_time", lease)
+        return cls(interface=interface, dhcp_range=addresses, server_url=settings.public_url, **options)
 
 
 def parse_dhcp_range(text: str) -> tuple[tuple[str, str], str | None, str | None]:

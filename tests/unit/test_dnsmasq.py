@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from cmt_slurm.config import Settings
 from cmt_slurm.dnsmasq import (
     DnsmasqConfig,
     StaticHost,
@@ -160,3 +161,19 @@ def test_parse_dhcp_range() -> None:
     assert parse_dhcp_range("10.0.0.100,10.0.0.200,infinite")[2] == "infinite"
     with pytest.raises(BadInput, match="want START,END"):
         parse_dhcp_range("10.0.0.100")
+
+
+def test_from_settings_uses_public_url_and_range_text() -> None:
+    settings = Settings(public_url="http://10.0.0.5:8080")
+    got = DnsmasqConfig.from_settings(
+        settings, interface="eth1", dhcp_range="10.0.0.100,10.0.0.200,255.255.255.0,2h"
+    )
+    assert got.server_url == "http://10.0.0.5:8080"
+    assert (got.dhcp_range, got.netmask, got.lease_time) == (
+        ("10.0.0.100", "10.0.0.200"),
+        "255.255.255.0",
+        "2h",
+    )
+    assert DnsmasqConfig.from_settings(
+        settings, interface="eth1", dhcp_range="10.0.0.1,10.0.0.9", log_dhcp=True
+    ).log_dhcp
