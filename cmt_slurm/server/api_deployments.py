@@ -15,7 +15,7 @@ bp = Blueprint("deployments", __name__, url_prefix="/deployments")
 _STAGES = tuple(s.value for s in Stage)
 
 
-@bp.get("/<int:deployment_id>")
+@bp.get("/<int(max=9223372036854775807):deployment_id>")
 def get_deployment(deployment_id: int) -> Response:
     """The deployment; with ``?plan=1`` and its token as bearer, ``{"plan": ...}`` for the reimager."""
     prov = server_state().provisioner
@@ -30,7 +30,7 @@ def get_deployment(deployment_id: int) -> Response:
     return jsonify(prov.get_deployment(deployment_id).as_dict())
 
 
-@bp.post("/<int:deployment_id>/report")
+@bp.post("/<int(max=9223372036854775807):deployment_id>/report")
 def report(deployment_id: int) -> Response:
     data = json_body()
     stage = req_str(data, "stage", max_len=32)

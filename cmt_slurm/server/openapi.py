@@ -67,7 +67,7 @@ def _op(
 
 _NODE_PARAM = _path_param("name", _NAME)
 _IMAGE_PARAM = _path_param("name", _NAME)
-_DEP_PARAM = _path_param("id", {"type": "integer", "minimum": 0})
+_DEP_PARAM = _path_param("id", {"type": "integer", "minimum": 0, "maximum": 2**63 - 1})
 _404 = {"404": _err("No such node, deployment or image")}
 
 
