@@ -2,8 +2,8 @@
 
 A rule (``[[naming]]`` in cmt.toml, :class:`~cmt_slurm.config.NamingRule`) matches a frame when
 
-- its ``switch`` equals the frame's system name, or is a glob (``fnmatch``, case-insensitive) matching
-  it, or equals the chassis id (MAC chassis ids compared case-insensitively), and
+- its ``switch`` equals, or is a glob (``fnmatch``) matching, the frame's system name or its chassis
+  id, case-insensitively (so ``*`` matches every switch, ``00:11:22:*`` a vendor's MAC range), and
 - the frame's port index lies within ``first_port``..``last_port`` (each optional, inclusive; compared
   with the raw index, before ``offset``).
 
@@ -76,14 +76,9 @@ def switch_label(info: LldpInfo) -> str:
 
 def rule_matches(rule: NamingRule, info: LldpInfo, index: int) -> bool:
     """Whether ``rule`` applies to a frame from switch ``info`` whose port index is ``index``."""
-    name = info.system_name or ""
-    pattern = rule.switch
-    switch_ok = (
-        pattern == name
-        or (bool(name) and fnmatch.fnmatchcase(name.lower(), pattern.lower()))
-        or pattern.lower() == info.chassis_id.lower()
-    )
-    if not switch_ok:
+    pattern = rule.switch.lower()
+    candidates = [c.lower() for c in (info.system_name, info.chassis_id) if c]
+    if not any(c == pattern or fnmatch.fnmatchcase(c, pattern) for c in candidates):
         return False
     if rule.first_port is not None and index < rule.first_port:
         return False

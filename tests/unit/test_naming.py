@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cmt_slurm.agent.lldp import LldpInfo, port_index_of
 from cmt_slurm.config import NamingRule
 from cmt_slurm.errors import BadInput
-from cmt_slurm.naming import node_name, switch_label, validate_template
+from cmt_slurm.naming import HOSTNAME, node_name, switch_label, validate_template
 
 
 def info(
@@ -67,6 +69,24 @@ def test_rule_by_chassis_id() -> None:
     rules = [NamingRule(switch="00:11:22:AA:BB:CC", template="c{port_index}")]
     assert node_name(info(system_name=None), rules, DEFAULT) == "c7"
     assert node_name(info(), rules, DEFAULT) == "c7"
+    assert node_name(info(chassis_id="00:11:22:aa:bb:cd"), rules, DEFAULT) == "node-7"
+
+
+def test_glob_on_chassis_id_and_star_matches_all() -> None:
+    assert (
+        node_name(
+            info(system_name=None), [NamingRule(switch="00:11:22:*", template="v{port_index}")], DEFAULT
+        )
+        == "v7"
+    )
+    assert (
+        node_name(info(system_name=None), [NamingRule(switch="*", template="s{port_index}")], DEFAULT) == "s7"
+    )
+
+
+def test_exact_name_with_glob_characters() -> None:
+    rules = [NamingRule(switch="sw[1]", template="b{port_index}")]
+    assert node_name(info(system_name="SW[1]"), rules, DEFAULT) == "b7"
 
 
 def test_port_range_bounds_are_inclusive_and_use_raw_index() -> None:
@@ -145,3 +165,24 @@ def test_rules_are_plain_config_objects() -> None:
     # node_name takes any sequence of NamingRule, e.g. Settings.naming (a tuple)
     rule = NamingRule(switch="sw-r07", template="x{port_index}")
     assert node_name(info(), (dataclasses.replace(rule, offset=1),), DEFAULT) == "x8"
+
+
+_PIECES = st.sampled_from([*"node-{}_:0123>.!rs[]aw", "{port_index}", "{switch}", "{raw_index:03d}"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(_PIECES, max_size=12).map("".join),
+    st.integers(-5, 5000),
+    st.one_of(st.none(), st.text(max_size=20)),
+)
+def test_any_template_gives_a_hostname_or_bad_input(
+    template: str, offset: int, system_name: str | None
+) -> None:
+    rule = NamingRule(switch="*", template=template, offset=offset)
+    try:
+        name = node_name(info(system_name=system_name or None), [rule], DEFAULT)
+    except BadInput:
+        return
+    assert len(name) <= 63
+    assert HOSTNAME.fullmatch(name)
