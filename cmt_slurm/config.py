@@ -82,6 +82,9 @@ class Settings:
     node_command: str = "/usr/local/bin/cmt-node"
     #: Installed path of ``cmt`` on the controller (PrologSlurmctld, Epilog).
     cmt_command: str = "/usr/local/bin/cmt"
+    #: JSON list of files written into every new root (munge key, slurmd defaults), in the plan's
+    #: ``files`` format (docs/dev/contracts.md); read at every plan. Unset: none.
+    site_files: Path | None = None
 
     @property
     def effective_db_url(self) -> str:

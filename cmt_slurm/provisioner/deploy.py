@@ -31,6 +31,7 @@ from ..store.nodes import Node, normalise_mac
 from . import secrets
 from .base import DISK_TOUCHED, Base
 from .results import BootDecision, BootMode, Plan
+from .site_files import load_site_files
 
 _WAITING = (Stage.REQUESTED, Stage.QUEUED)
 #: Admitted deployments in these stages hold one of the ``max_concurrent_reimages`` slots.
@@ -49,11 +50,11 @@ def _merge_features(old: Sequence[str], new: Sequence[str]) -> list[str]:
 class Deployer(Base):
     def get_deployment(self, deployment_id: int) -> Deployment:
         """:raises NotFound: no such deployment."""
-        with self.store.begin() as conn:
+        with self.store.read() as conn:
             return self._deployment(conn, deployment_id)
 
     def active_deployments(self) -> list[Deployment]:
-        with self.store.begin() as conn:
+        with self.store.read() as conn:
             return deployments.list_active(conn)
 
     def _deployment(self, conn: Connection, deployment_id: int) -> Deployment:
@@ -248,6 +249,7 @@ class Deployer(Base):
             sha256=image.sha256, size=image.size, format=image.format, kernel_args=image.kernel_args,
             features=image_features(self.catalogue, image), node_token=node_token, token=token,
             server=self.settings.public_url, hostname=dep.node,
+            files=load_site_files(self.settings.site_files),
         )  # fmt: skip
 
     # -- the reimager's side
