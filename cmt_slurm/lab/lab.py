@@ -99,12 +99,20 @@ class LabState:
 
 
 class Lab:
-    def __init__(self, workdir: Path, runner: CommandRunner | None = None, memory_mb: int = 1536):
+    def __init__(
+        self,
+        workdir: Path,
+        runner: CommandRunner | None = None,
+        memory_mb: int = 1536,
+        server_settings: Mapping[str, str | int | float] | None = None,
+    ):
         self.workdir = workdir.resolve()
         self.runner = runner or SubprocessRunner()
         self.id = lab_id(self.workdir)
         self.net = LabNetwork(netns=f"cmt-lab-{self.id}")
         self.memory_mb = memory_mb
+        #: Extra top-level cmt.toml settings for the lab's server (extension point: the demo's site_files).
+        self.server_settings = dict(server_settings or {})
         self.state = self._load() or LabState(self.id, self.net.netns, 0)
 
     # -- paths and names ----------------------------------------------------------------------------
@@ -259,8 +267,9 @@ class Lab:
 
     def _start_dnsmasq(self) -> None:
         conf = self.run_dir / "dnsmasq.conf"
+        pins = [(v.mac, self.vm_ip(v)) for v in self.vms()]
         text = services.dnsmasq_conf(
-            self.net, self.run_dir / "dnsmasq.leases", [(v.mac, self.vm_ip(v)) for v in self.vms()]
+            self.net, self.run_dir / "dnsmasq.leases", self.run_dir / "dnsmasq.pid", pins
         )
         old = self.state.processes.get("dnsmasq")
         if old is not None and procs.alive(old) and conf.is_file() and conf.read_text() == text:
@@ -268,7 +277,7 @@ class Lab:
         if old is not None:
             self.stop_service("dnsmasq")
         conf.write_text(text)
-        self.start_service("dnsmasq", services.dnsmasq_argv(conf, self.run_dir / "dnsmasq.pid"))
+        self.start_service("dnsmasq", services.dnsmasq_argv(conf))
 
     def _start_lldpd(self) -> None:
         sock = self.run_dir / "lldpd.socket"
@@ -289,7 +298,9 @@ class Lab:
         if not services.server_available():
             raise BackendError("cmt lab: the boot server (cmt_slurm.server) is not installed")
         self.server_config.write_text(
-            services.server_toml(self.net, self.workdir / "server", self.catalogue_dir, live_dir)
+            services.server_toml(
+                self.net, self.workdir / "server", self.catalogue_dir, live_dir, extra=self.server_settings
+            )
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith("CMT_") or k.startswith("CMT_TEST_")}
         rec = self.start_service("server", services.server_argv(self.server_config), env=env)

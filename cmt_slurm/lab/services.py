@@ -6,11 +6,13 @@ Each runs inside the lab namespace; ``lab.py`` starts them through ``procs.spawn
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..dnsmasq import DnsmasqConfig, render_dnsmasq_conf, static_hosts
 from .netns import LabNetwork
 
 #: LLDP system name the lab's switch announces; the lab's naming rule is keyed on it.
@@ -34,42 +36,39 @@ def server_url(net: LabNetwork) -> str:
     return f"http://{net.host_ip}:{SERVER_PORT}"
 
 
-def dnsmasq_conf(net: LabNetwork, leasefile: Path, macs: Sequence[tuple[str, str]] = ()) -> str:
-    """DHCP on the bridge; iPXE clients (option 175) get the boot server's script URL straight away.
+def dnsmasq_conf(
+    net: LabNetwork, leasefile: Path, pidfile: Path, macs: Sequence[tuple[str, str]] = ()
+) -> str:
+    """The provisioning network's dnsmasq.conf, rendered by ``cmt_slurm.dnsmasq`` as for a real site.
 
     ``macs``: (mac, ip) pairs pinned so a VM keeps its address across reimages (the Slurm controller
-    reaches slurmd by address). No DNS (``port=0``), no TFTP: QEMU's NIC ROM is iPXE already.
+    reaches slurmd by address). QEMU's NIC ROM is iPXE already, so nodes take the script URL at once.
     """
     low, high = net.dhcp_range()
-    url = f"{server_url(net)}/boot/ipxe?mac=${{net0/mac}}&uuid=${{uuid}}&arch=${{buildarch}}"
-    lines = [
-        "# cmt lab: generated, do not edit (cmt_slurm/lab/services.py)",
-        f"interface={net.bridge}",
-        "bind-interfaces",
-        "except-interface=lo",
-        "port=0",
-        "no-resolv",
-        "no-hosts",
-        f"dhcp-range={low},{high},{net.net.netmask},12h",
-        f"dhcp-leasefile={leasefile}",
-        "dhcp-authoritative",
-        "dhcp-rapid-commit",
-        "dhcp-match=set:ipxe,175",
-        f"dhcp-boot=tag:ipxe,{url}",
-        # No router and no DNS server: the lab network leads nowhere.
-        "dhcp-option=option:router",
-        "dhcp-option=option:dns-server",
-        "log-dhcp",
-    ]
-    lines += [f"dhcp-host={mac},{ip}" for mac, ip in macs]
-    return "\n".join(lines) + "\n"
+    cfg = DnsmasqConfig(
+        interface=net.bridge,
+        dhcp_range=(low, high),
+        server_url=server_url(net),
+        netmask=str(net.net.netmask),
+        hosts=static_hosts(list(macs)),
+        lease_file=leasefile,
+        pid_file=pidfile,
+        authoritative=True,  # the lab's bridge has no other DHCP server
+        log_dhcp=True,
+    )
+    return render_dnsmasq_conf(cfg)
 
 
-def dnsmasq_argv(conf: Path, pidfile: Path) -> list[str]:
+def dnsmasq_argv(conf: Path) -> list[str]:
+    # root: the lease file lives in the lab's work directory, not in dnsmasq's own.
     return [
-        "dnsmasq", "--keep-in-foreground", "--log-facility=-", f"--conf-file={conf}",
-        f"--pid-file={pidfile}", "--user=root", "--group=root",
-    ]  # fmt: skip
+        "dnsmasq",
+        "--keep-in-foreground",
+        "--log-facility=-",
+        f"--conf-file={conf}",
+        "--user=root",
+        "--group=root",
+    ]
 
 
 def lldpd_argv(socket: Path, pidfile: Path, taps: Sequence[str]) -> list[str]:
@@ -109,8 +108,13 @@ def server_toml(
     *,
     workers: int = 1,
     threads: int = 16,
+    extra: Mapping[str, str | int | float] | None = None,
 ) -> str:
-    """The lab server's cmt.toml: bound on the bridge, nodes on the lab switch named ``node<port>``."""
+    """The lab server's cmt.toml: bound on the bridge, nodes on the lab switch named ``node<port>``.
+
+    ``extra``: more top-level settings from the parts built on the lab (the demo's ``site_files``).
+    """
+    more = [f"{k} = {json.dumps(v)}" for k, v in sorted((extra or {}).items())]
     return "\n".join(
         [
             "# cmt lab: generated (cmt_slurm/lab/services.py)",
@@ -125,6 +129,7 @@ def server_toml(
             'unknown_mac = "discover"',
             "max_concurrent_reimages = 4",
             'default_name_template = "node{port_index}"',
+            *more,
             "",
             "[[naming]]",
             f'switch = "{SWITCH_NAME}"',
