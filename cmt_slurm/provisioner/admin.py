@@ -40,7 +40,7 @@ class Provisioner(Images):
         return secret
 
     def list_tokens(self) -> list[ApiToken]:
-        with self.store.begin() as conn:
+        with self.store.read() as conn:
             return tokens.list_all(conn)
 
     def verify_admin(self, token: str | None, remote: str | None = None) -> str:
@@ -96,10 +96,10 @@ class Provisioner(Images):
         """
         if not 1 <= limit <= MAX_EVENTS:
             raise BadInput(f"limit: {limit} is not between 1 and {MAX_EVENTS}", hint="e.g. --limit 100")
-        with self.store.begin() as conn:
+        with self.store.read() as conn:
             found = events.query(conn, node=node, deployment=deployment, since_id=since_id, limit=limit)
         return found[::-1] if newest else found
 
     def last_event_id(self) -> int:
-        with self.store.begin() as conn:
+        with self.store.read() as conn:
             return events.last_id(conn)

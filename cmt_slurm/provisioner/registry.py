@@ -29,21 +29,21 @@ def _dmi_field(dmi: Mapping[str, Any] | None, key: str) -> str | None:
 
 class Registry(Deployer):
     def list_nodes(self) -> list[Node]:
-        with self.store.begin() as conn:
+        with self.store.read() as conn:
             return nodes.list_all(conn)
 
     def get_node(self, name: str) -> Node:
         """:raises NotFound: no such node."""
-        with self.store.begin() as conn:
+        with self.store.read() as conn:
             return self._node(conn, name)
 
     def node_deployments(self, name: str, limit: int = 20) -> list[Deployment]:
         """The node's deployments, newest first. :raises NotFound: no such node."""
-        with self.store.begin() as conn:
+        with self.store.read() as conn:
             return deployments.list_for_node(conn, self._node(conn, name).id, limit)
 
     def node_counts(self) -> dict[NodeState, int]:
-        with self.store.begin() as conn:
+        with self.store.read() as conn:
             return nodes.count_by_state(conn)
 
     def register_node(

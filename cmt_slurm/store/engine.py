@@ -1,8 +1,9 @@
 """Opening the database: engine options per backend, migrations to head, transactions and locks.
 
-Every write happens inside ``with store.begin() as conn:``. On SQLite each transaction starts with
-``BEGIN IMMEDIATE`` so concurrent writers (several gunicorn workers) queue on the busy timeout instead of
-failing half-way with "database is locked"; on PostgreSQL state changes are conditional UPDATEs and
+Every write happens inside ``with store.begin() as conn:``, reads in ``with store.read() as conn:``. On
+SQLite each write transaction starts with ``BEGIN IMMEDIATE`` so concurrent writers (several gunicorn
+workers) queue on the busy timeout instead of failing half-way with "database is locked", while readers
+see a WAL snapshot without waiting; on PostgreSQL state changes are conditional UPDATEs and
 cross-row decisions (admission) take a transaction-scoped advisory lock (:meth:`Store.lock`).
 """
 
@@ -42,7 +43,8 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers (Store.read) take no write lock, so in WAL mode they never wait for writers.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("cmt_read") else "BEGIN IMMEDIATE")
 
 
 def safe_url(url: str | URL) -> str:
@@ -131,6 +133,20 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 yield conn
+        except sa.exc.OperationalError as exc:
+            raise BackendError(
+                f"database {self.url}: {exc.orig or exc}",
+                hint="check that the database is reachable and not locked by a stuck process",
+            ) from exc
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction (one consistent snapshot); on SQLite it does not queue behind writers."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(cmt_read=True)
+                with conn.begin():
+                    yield conn
         except sa.exc.OperationalError as exc:
             raise BackendError(
                 f"database {self.url}: {exc.orig or exc}",

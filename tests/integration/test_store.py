@@ -238,3 +238,12 @@ def test_image_sync_adds_updates_and_removes(store: Store) -> None:
         got = images.get(conn, "debian13")
         assert got == a2 and got.default
         assert images.sync(conn, [a2], T0).updated == ()
+
+
+def test_readers_do_not_wait_for_a_writer(store: Store) -> None:
+    _node(store)
+    with store.begin() as writer:
+        nodes.update(writer, "node-1", now=T0, reason="uncommitted")
+        with store.read() as reader:  # would block until the busy timeout if it took the write lock
+            seen = nodes.get(reader, "node-1")
+    assert seen is not None and seen.reason is None
