@@ -150,6 +150,8 @@ class Base:
     def _fail(self, conn: Connection, dep: Deployment, actor: str, message: str) -> Deployment:
         """End ``dep`` as failed and move its node to failed with the reason Slurm will drain it with."""
         stage = dep.stage
+        # The agent writes "<stage>: <why>"; the reason names the stage once.
+        message = message.removeprefix(f"{stage}: ")
         reason = f"cmt: reimage to {dep.image} failed at {stage}: {message}"
         failed = self._move_stage(
             conn, dep, Stage.FAILED, actor, message=message, detail={"message": message}

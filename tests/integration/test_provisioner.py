@@ -176,7 +176,7 @@ def test_failure_drains_with_reason_and_clear_returns_to_a_safe_state(prov: Prov
     assert boot.deployment and boot.token
     for stage in (Stage.LIVE, Stage.TRANSFER, Stage.VERIFY, Stage.WRITE):
         prov.report(boot.deployment.id, boot.token, stage)
-    prov.report(boot.deployment.id, boot.token, Stage.FAILED, message="qemu-img: I/O error")
+    prov.report(boot.deployment.id, boot.token, Stage.FAILED, message="write: qemu-img: I/O error")
     node = prov.get_node(name)
     assert node.state is NodeState.FAILED and node.current_image is None
     assert node.reason == "cmt: reimage to debian13-2026.11 failed at write: qemu-img: I/O error"
