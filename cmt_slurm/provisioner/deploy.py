@@ -15,6 +15,7 @@ Token policy (one-time deployment tokens):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -75,9 +76,7 @@ class Deployer(Base):
         """
         image = self._image(image_name)
         with self.store.begin() as conn:
-            return self._target(
-                conn, self._node(conn, name), image, [f"image={image.name}"], actor, merge=False
-            )
+            return self._target(conn, self._node(conn, name), image, [f"image={image.name}"], actor)
 
     def request_features(self, name: str, features: Sequence[str], actor: str) -> Deployment | None:
         """Turn the features Slurm asks the node for into a target image; None if it runs that already.
@@ -101,11 +100,9 @@ class Deployer(Base):
                     self._cancel(conn, node, pending, actor, f"node already runs {image.name}")
                     return None
                 # else: a reimage is rewriting the disk, or the node is failed/discovered: reimage.
-            return self._target(conn, node, image, words, actor, merge=True)
+            return self._target(conn, node, image, words, actor)
 
-    def _target(
-        self, conn: Connection, node: Node, image: Image, words: list[str], actor: str, *, merge: bool
-    ) -> Deployment:
+    def _target(self, conn: Connection, node: Node, image: Image, words: list[str], actor: str) -> Deployment:
         if image.arch != node.arch:
             raise Conflict(
                 f"image {image.name} is for {image.arch}, node {node.name} is {node.arch}",
@@ -148,7 +145,7 @@ class Deployer(Base):
             conn, actor, "stage", node=node.name, deployment=dep.id, to_state=Stage.REQUESTED,
             detail={"image": image.name, "features": words, "from_image": node.current_image},
         )  # fmt: skip
-        return type(dep)(**{**dep.__dict__, "token": token})
+        return replace(dep, token=token)
 
     def _cancel(self, conn: Connection, node: Node, dep: Deployment, actor: str, why: str) -> None:
         self._move_stage(
@@ -165,6 +162,9 @@ class Deployer(Base):
         if dep.admitted is not None:
             return dep, True
         self.store.lock(conn, "cmt-admission")
+        dep = self._deployment(conn, dep.id)  # read again under the lock: a racer may have admitted it
+        if dep.admitted is not None:
+            return dep, True
         now = self.clock()
         used = deployments.count_admitted(conn, _HOLDING, now)
         if used < self.settings.max_concurrent_reimages:
