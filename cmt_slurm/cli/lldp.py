@@ -11,7 +11,7 @@ import click
 
 from ..agent.lldp import parse_lldp
 from ..config import NamingRule
-from ..errors import BadInput, CmtError
+from ..errors import BadInput, CmtError, NoMatch
 from ..naming import node_name, validate_template
 from .context import CliContext, emit, pass_cli
 
@@ -72,29 +72,15 @@ def lldp() -> None:
     """Decode LLDP frames and test naming templates."""
 
 
-@lldp.command("decode")
-@click.argument("file", metavar="FILE")
-@click.option("--hex", "as_hex", is_flag=True, help="FILE holds hex text (spaces, colons, tcpdump -xx).")
-@click.option(
-    "--template",
-    help="Name template to apply, e.g. 'node-{port_index}' (default: the configured naming rules).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@pass_cli
-def decode(cli: CliContext, file: str, as_hex: bool, template: str | None, as_json: bool) -> None:
-    """Decode one LLDP frame from FILE ('-' for stdin): a whole Ethernet frame or a bare LLDPDU.
-
-    Prints the switch (chassis id, system name), the port (id, description), the port index taken
-    from them and the node name the template or the configured naming rules give it.
-    """
-    info = parse_lldp(read_frame(file, as_hex))
+def _show(cli: CliContext, frame: bytes, template: str | None, as_json: bool, **extra: Any) -> None:
+    info = parse_lldp(frame)
     rules: tuple[NamingRule, ...] = ()
     if template is not None:
         validate_template(template)
         default = template
     else:
         rules, default = cli.settings.naming, cli.settings.default_name_template
-    data: dict[str, Any] = info.as_dict()
+    data: dict[str, Any] = {**extra, **info.as_dict()}
     try:
         data["node_name"] = node_name(info, rules, default)
     except CmtError as exc:
@@ -104,20 +90,89 @@ def decode(cli: CliContext, file: str, as_hex: bool, template: str | None, as_js
         data["node_name_error"] = exc.message
 
     def human(d: dict[str, Any]) -> None:
-        for key in (
-            "chassis_id",
-            "chassis_id_subtype",
-            "port_id",
-            "port_id_subtype",
-            "port_description",
-            "system_name",
-            "ttl",
-            "port_index",
-            "node_name",
-        ):
+        for key in (*extra, *SHOWN):
             value = d[key]
             click.echo(f"{key + ':':20} {'-' if value is None else value}")
         if d.get("node_name_error"):
             click.echo(f"note: {d['node_name_error']}", err=True)
 
     emit(data, as_json, human)
+
+
+SHOWN = (
+    "chassis_id",
+    "chassis_id_subtype",
+    "port_id",
+    "port_id_subtype",
+    "port_description",
+    "system_name",
+    "ttl",
+    "port_index",
+    "node_name",
+)
+_TEMPLATE_HELP = "Name template to apply, e.g. 'node-{port_index}' (default: the configured naming rules)."
+
+
+@lldp.command("decode")
+@click.argument("file", metavar="FILE")
+@click.option("--hex", "as_hex", is_flag=True, help="FILE holds hex text (spaces, colons, tcpdump -xx).")
+@click.option("--template", help=_TEMPLATE_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_cli
+def decode(cli: CliContext, file: str, as_hex: bool, template: str | None, as_json: bool) -> None:
+    """Decode one LLDP frame from FILE ('-' for stdin): a whole Ethernet frame or a bare LLDPDU.
+
+    Prints the switch (chassis id, system name), the port (id, description), the port index taken
+    from them and the node name the template or the configured naming rules give it.
+    """
+    _show(cli, read_frame(file, as_hex), template, as_json)
+
+
+def _up_interfaces(sys_net: Path = Path("/sys/class/net")) -> list[str]:
+    """Interfaces that are up, except loopback and virtual bridges/bonds' own devices."""
+    names = []
+    for dev in sorted(sys_net.iterdir()):
+        try:
+            up = (dev / "operstate").read_text().strip() in ("up", "unknown")
+            loopback = (dev / "type").read_text().strip() == "772"
+        except OSError:
+            continue
+        if up and not loopback and not (dev / "bridge").exists():
+            names.append(dev.name)
+    return names
+
+
+@lldp.command("capture")
+@click.argument("interfaces", nargs=-1, metavar="[IFACE]...")
+@click.option(
+    "--timeout", default=35.0, show_default=True, help="Seconds to wait (switches send every 30 s)."
+)
+@click.option("--save", type=click.Path(path_type=Path), help="Also write the raw frame to this file.")
+@click.option("--template", help=_TEMPLATE_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_cli
+def capture(  # noqa: PLR0917 - one parameter per flag, as click passes them
+    cli: CliContext,
+    interfaces: tuple[str, ...],
+    timeout: float,
+    save: Path | None,
+    template: str | None,
+    as_json: bool,
+) -> None:
+    """Wait for one LLDP frame on IFACE (default: every interface that is up) and decode it.
+
+    Needs root (a raw packet socket). The frame saved with --save can be given to `cmt lldp decode`.
+    """
+    from ..agent.lldp_capture import LldpCapture  # noqa: PLC0415 - only this command opens sockets
+
+    names = list(interfaces) or _up_interfaces()
+    with LldpCapture(names) as cap:
+        got = cap.receive(timeout)
+    if got is None:
+        raise NoMatch(
+            f"no LLDP frame on {', '.join(names)} within {timeout:g} s",
+            hint="check the cabling and that LLDP is enabled on the switch port",
+        )
+    if save is not None:
+        save.write_bytes(got.frame)
+    _show(cli, got.frame, template, as_json, interface=got.ifname)

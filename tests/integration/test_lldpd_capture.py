@@ -7,6 +7,7 @@ Also the tool that made tests/data/lldp/*.bin:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import shutil
@@ -143,31 +144,33 @@ def lldpd(ns: str) -> Iterator[Callable[..., str]]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def capture(ns: str, timeout: float = 10.0) -> bytes:
-    out = run(
-        "env",
-        f"PYTHONPATH={REPO}",
-        "ip",
-        "netns",
-        "exec",
-        ns,
-        sys.executable,
-        "-c",
-        CAPTURE,
-        NODE_PORT,
-        str(timeout),
-        timeout=3 * timeout + 10,
+def in_netns(ns: str, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["ip", "netns", "exec", ns, "env", f"PYTHONPATH={REPO}", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
-    return bytes.fromhex(out.strip())
+
+
+def capture(ns: str, timeout: float = 10.0) -> bytes:
+    done = in_netns(ns, sys.executable, "-c", CAPTURE, NODE_PORT, str(timeout), timeout=3 * timeout + 10)
+    assert done.returncode == 0, done.stderr
+    return bytes.fromhex(done.stdout.strip())
+
+
+def run_scenarios(pair: Pair, lldpcli: Callable[..., str]) -> dict[str, bytes]:
+    frames: dict[str, bytes] = {}
+    for name, args in SCENARIOS.items():
+        lldpcli("configure", *args)
+        frames[name] = capture(pair.node_ns)
+    return frames
 
 
 def capture_scenarios() -> dict[str, bytes]:
-    frames: dict[str, bytes] = {}
     with netns_pair() as pair, lldpd(pair.switch_ns) as lldpcli:
-        for name, args in SCENARIOS.items():
-            lldpcli("configure", *args)
-            frames[name] = capture(pair.node_ns)
-    return frames
+        return run_scenarios(pair, lldpcli)
 
 
 def check(name: str, info: LldpInfo) -> None:
@@ -196,13 +199,19 @@ def check(name: str, info: LldpInfo) -> None:
 
 
 @pytest.fixture(scope="module")
-def frames() -> dict[str, bytes]:
+def lab() -> Iterator[tuple[Pair, Callable[..., str]]]:
     if os.geteuid() != 0:
         pytest.skip("creating network namespaces needs root")
     missing = [b for b in ("ip", "lldpd", "lldpcli") if shutil.which(b) is None]
     if missing:
         pytest.skip(f"missing {', '.join(missing)} (run scripts/install-deps)")
-    return capture_scenarios()
+    with netns_pair() as pair, lldpd(pair.switch_ns) as lldpcli:
+        yield pair, lldpcli
+
+
+@pytest.fixture(scope="module")
+def frames(lab: tuple[Pair, Callable[..., str]]) -> dict[str, bytes]:
+    return run_scenarios(*lab)
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
@@ -218,6 +227,56 @@ def test_saved_frames_match_what_lldpd_sends_now(frames: dict[str, bytes]) -> No
     for name, frame in frames.items():
         saved = parse_lldp((REPO / "tests/data/lldp" / f"{name}.bin").read_bytes())
         assert {**saved.as_dict(), "ttl": 0} == {**parse_lldp(frame).as_dict(), "ttl": 0}
+
+
+def test_cmt_lldp_capture_command(frames: dict[str, bytes], lab: tuple[Pair, Callable[..., str]]) -> None:
+    # after the scenarios lldpd sends the `local` port id
+    pair, _ = lab
+    saved = Path(tempfile.mkdtemp(prefix="cmt-t-lldp-")) / "frame.bin"
+    try:
+        done = in_netns(
+            pair.node_ns,
+            sys.executable,
+            "-m",
+            "cmt_slurm.cli.main",
+            *("lldp", "capture", NODE_PORT, "--timeout", "10", "--json", "--save", str(saved)),
+        )
+        assert done.returncode == 0, done.stderr
+        data = json.loads(done.stdout)
+        assert (data["interface"], data["port_id"], data["node_name"]) == (NODE_PORT, "Ethernet1/7", "node-7")
+        assert parse_lldp(saved.read_bytes()).port_id == "Ethernet1/7"
+    finally:
+        shutil.rmtree(saved.parent, ignore_errors=True)
+
+
+WAIT = """
+import sys
+from cmt_slurm.agent.lldp_capture import LldpCapture
+from cmt_slurm.errors import CmtError
+try:
+    with LldpCapture(sys.argv[1].split(",")) as cap:
+        got = cap.receive(float(sys.argv[2]))
+except CmtError as exc:
+    print(type(exc).__name__, exc.message)
+else:
+    print("frame" if got else "none")
+"""
+
+
+def test_own_outgoing_frames_are_skipped_and_the_wait_is_bounded(
+    lab: tuple[Pair, Callable[..., str]],
+) -> None:
+    # on the switch side lldpd transmits every second; those frames are outgoing there, and nothing
+    # comes in: the wait must end with "no frame"
+    pair, _ = lab
+    done = in_netns(pair.switch_ns, sys.executable, "-c", WAIT, SWITCH_PORT, "3")
+    assert done.stdout.strip() == "none", done.stderr
+
+
+def test_unknown_interface_is_bad_input(lab: tuple[Pair, Callable[..., str]]) -> None:
+    pair, _ = lab
+    done = in_netns(pair.node_ns, sys.executable, "-c", WAIT, f"{NODE_PORT},nope0", "1")
+    assert done.stdout.strip() == "BadInput LLDP capture: no network interface 'nope0'", done.stderr
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cmt_slurm.cli.lldp import hex_to_bytes
+from cmt_slurm.cli.lldp import _up_interfaces, hex_to_bytes
 from cmt_slurm.cli.main import main
 from cmt_slurm.errors import BadInput
 
@@ -131,3 +131,21 @@ def test_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
 def test_hex_to_bytes_raises_bad_input() -> None:
     with pytest.raises(BadInput):
         hex_to_bytes("0g", "x")
+
+
+def test_up_interfaces_skips_loopback_bridges_and_down(tmp_path: Path) -> None:
+    for name, state, kind, bridge in (
+        ("lo", "unknown", "772", False),
+        ("eth0", "up", "1", False),
+        ("eth1", "down", "1", False),
+        ("br0", "up", "1", True),
+        ("tap0", "unknown", "1", False),
+    ):
+        dev = tmp_path / name
+        dev.mkdir()
+        (dev / "operstate").write_text(state + "\n")
+        (dev / "type").write_text(kind + "\n")
+        if bridge:
+            (dev / "bridge").mkdir()
+    (tmp_path / "odd").mkdir()  # no attributes: skipped
+    assert _up_interfaces(tmp_path) == ["eth0", "tap0"]
