@@ -7,7 +7,9 @@ from typing import Any
 
 import click
 
+from ..errors import BackendError
 from ..provisioner import Provisioner
+from ..slurm.client import SlurmCli, SlurmClient
 from ..store.deployments import Deployment
 from ..store.nodes import Node
 from .admin_db import actor, db_option, json_option, open_provisioner, when
@@ -16,7 +18,7 @@ from .context import CliContext, emit, pass_cli, table
 
 @click.group("node")
 def node() -> None:
-    """Nodes: list, show, set-target, clear, forget."""
+    """Nodes: list, show, set-target, reimage, clear, forget."""
 
 
 def _row(n: Node) -> dict[str, Any]:
@@ -120,14 +122,63 @@ def set_target(
     )
 
 
-@node.command("clear")
+def slurm_client() -> SlurmClient:
+    """The Slurm adapter ``reimage``/``clear --resume`` use (tests replace this)."""
+    return SlurmCli()
+
+
+@node.command("reimage")
 @click.argument("name")
+@click.argument("image")
+@click.option("--reboot/--no-reboot", default=True, show_default=True, help="Ask Slurm to reboot the node.")
+@click.option(
+    "--catalogue", type=click.Path(path_type=Path), help="Manifest directory (default: catalogue_dir)."
+)
 @db_option
 @json_option
 @pass_cli
-def clear(cli: CliContext, name: str, db_url: str | None, as_json: bool) -> None:
+def reimage(
+    cli: CliContext, name: str, image: str, *, reboot: bool, catalogue: Path | None, db_url: str | None,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """Set the target, then `scontrol reboot ASAP nextstate=resume NAME`: the node reimages once idle.
+
+    Slurm drains the node until the reboot (no new jobs), reboots it when its jobs end, and resumes it when
+    it registers again from the new image.
+    """
+    prov = open_provisioner(cli, db_url, catalogue=True, catalogue_dir=catalogue)
+    dep = prov.set_target(name, image, actor())
+    if reboot:
+        try:
+            slurm_client().reboot([name], f"cmt: reimage to {dep.image}")
+        except BackendError as exc:
+            raise BackendError(
+                f"{name}: target set to {dep.image} (deployment {dep.id}), but Slurm refused the reboot: "
+                f"{exc.message}",
+                hint=f"fix Slurm, then: scontrol reboot ASAP nextstate=resume {name}",
+                details=exc.details,
+            ) from exc
+    emit(
+        {**_public(dep), "reboot_requested": reboot},
+        as_json,
+        lambda _d: click.echo(
+            f"{name}: reimage to {dep.image} (deployment {dep.id})"
+            + ("; Slurm reboots it when idle" if reboot else "; reboot it to start")
+        ),
+    )
+
+
+@node.command("clear")
+@click.argument("name")
+@click.option("--resume", is_flag=True, help="Also resume the node in Slurm (undo the drain).")
+@db_option
+@json_option
+@pass_cli
+def clear(cli: CliContext, name: str, resume: bool, db_url: str | None, as_json: bool) -> None:
     """Clear a failed node (after fixing the cause): back to ready, or discovered if its disk is gone."""
     n = open_provisioner(cli, db_url).clear_failed(name, actor())
+    if resume:
+        slurm_client().resume(name)
     emit(n.as_dict(), as_json, lambda _d: click.echo(f"{name}: {n.state}"))
 
 

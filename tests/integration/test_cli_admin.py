@@ -13,8 +13,11 @@ from provisioner_helpers import CATALOGUE, Clock, lldp, mac, make
 
 from cmt_slurm.catalogue import dump_manifest
 from cmt_slurm.cli import events as events_cmd
+from cmt_slurm.cli import node as node_cmd
 from cmt_slurm.cli.main import main
 from cmt_slurm.provisioner import Provisioner
+from cmt_slurm.runner import FakeRunner
+from cmt_slurm.slurm.client import SlurmCli
 from cmt_slurm.states import Stage
 from cmt_slurm.store import Store, head_revision
 
@@ -155,3 +158,26 @@ def test_db_current_and_upgrade(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_bad_db_url_is_a_config_error(capsys: pytest.CaptureFixture[str], clean_env: None) -> None:
     assert run(["node", "list", "--db", "not a url"]) == 2
     assert "is not a database URL" in capsys.readouterr().err
+
+
+def test_reimage_sets_the_target_and_asks_slurm_to_reboot(
+    env: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prov: Provisioner = env["prov"]
+    name = prov.register_node([mac(5)], lldp(5)).node.name
+    runner = FakeRunner()  # the scontrol process boundary; SlurmCli builds the real command line
+    monkeypatch.setattr(node_cmd, "slurm_client", lambda: SlurmCli(runner=runner))
+    assert run(["node", "reimage", name, "rocky9-2026.10", "--json"]) == 0
+    assert out_json(capsys)["reboot_requested"] is True
+    assert runner.argvs == [
+        ["scontrol", "reboot", "ASAP", "nextstate=resume", "reason=cmt: reimage to rocky9-2026.10", name]
+    ]
+    assert prov.get_node(name).target_image == "rocky9-2026.10"
+    runner.on("scontrol", returncode=1, stderr="slurm_reboot error: Invalid node name specified")
+    prov.forget(name, "test")
+    name = prov.register_node([mac(5)], lldp(5)).node.name
+    assert run(["node", "reimage", name, "rocky9-2026.10"]) == 1  # Slurm refused: backend error
+    err = capsys.readouterr().err
+    assert "target set to rocky9-2026.10" in err and "Invalid node name" in err
+    assert run(["node", "reimage", name, "debian12-2026.11", "--no-reboot"]) == 0
+    assert "reboot it to start" in capsys.readouterr().out
