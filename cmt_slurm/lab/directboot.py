@@ -43,6 +43,8 @@ def qemu_argv(
     """The qemu-system-x86_64 command line for a direct kernel boot with the console on stdout."""
     argv = [
         "qemu-system-x86_64", "-accel", accel, "-machine", "q35", "-m", str(memory_mib), "-smp", str(cpus),
+        # The same CPU model and entropy device as the lab's nodes (cmt_slurm/lab/qemu.py): a fair floor.
+        "-cpu", "max" if accel == "tcg" else "host", "-device", "virtio-rng-pci",
         "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot", "-nodefaults",
         "-kernel", str(kernel), "-append", append,
     ]  # fmt: skip

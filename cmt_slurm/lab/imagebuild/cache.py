@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...errors import ConfigError
+from ...errors import Busy, ConfigError
 
 #: Written last into a finished entry; an entry without it is rebuilt.
 DONE_FILE = "entry.json"
@@ -116,8 +116,10 @@ def build_entry(
             entry = read_entry(final, key)
             if entry is not None:
                 return entry
+        # Under the lock no other builder of this key runs: any temp dir left is a killed build's.
+        for stale in base.glob(f".tmp-{key}-*"):
+            safe_rmtree(stale)
         tmp = base / f".tmp-{key}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         started = time.monotonic()
         try:
@@ -127,11 +129,35 @@ def build_entry(
             info["built_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             (tmp / DONE_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
             if final.exists():
-                shutil.rmtree(final)
+                safe_rmtree(final)
             tmp.rename(final)
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            safe_rmtree(tmp)
     return Entry(final, key, info, built_now=True)
+
+
+def mounts_below(path: Path) -> list[str]:
+    """Mount points at or under ``path`` (a killed chroot build can leave /dev or /proc bound there)."""
+    prefix = str(path.resolve())
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return []
+    points = [ln.split()[1].replace("\\040", " ") for ln in lines if len(ln.split()) > 1]
+    return [p for p in points if p == prefix or p.startswith(prefix + "/")]
+
+
+def safe_rmtree(path: Path) -> None:
+    """``rm -rf path``, refusing when something is mounted below it (deleting a bound /dev would be fatal)."""
+    if not path.exists():
+        return
+    mounted = mounts_below(path)
+    if mounted:
+        raise Busy(
+            f"{path} still has mounts below it ({', '.join(mounted[:3])}); not deleting it",
+            hint=f"umount them (umount -R {path}) and run the build again",
+        )
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -71,25 +71,9 @@ WantedBy=multi-user.target
 UNIT
 chroot "$root" systemctl enable cmt-os-up.service >/dev/null 2>&1
 
-# cmt-node: this wrapper is part of the image; the cmt_slurm code it runs is copied in by the reimager at
-# identity time from the live env (/usr/lib/cmt/python -> /usr/local/lib/cmt/python), so images never need a
-# rebuild when the project's code changes, and node code always matches the server's live env.
-install -m 0755 "$here/cmt-node" "$root/usr/local/sbin/cmt-node"
-cat > "$root/etc/systemd/system/cmt-node-ready.service" <<'UNIT'
-[Unit]
-Description=Tell the cmt boot server which image this node booted
-ConditionPathExists=/etc/cmt/node.json
-After=network-online.target
-Wants=network-online.target
-
-[Service]
-Type=oneshot
-ExecStart=/usr/local/sbin/cmt-node ready
-
-[Install]
-WantedBy=multi-user.target
-UNIT
-chroot "$root" systemctl enable cmt-node-ready.service >/dev/null 2>&1
+# cmt-node, its code and cmt-node-ready.service are not baked in: the reimager installs them into the new
+# root at identity time from the live env (docs/dev/contracts.md), so the image needs only python3 and never
+# a rebuild when cmt-slurm changes.
 
 # Boot speed: nothing a short-lived, reimaged node needs (measured ~2 s under TCG, see the notes).
 for u in apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer e2scrub_reap.service \
