@@ -19,7 +19,7 @@ import select
 import socket
 import struct
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -43,13 +43,12 @@ class CapturedFrame:
 class LldpCapture:
     """A context manager holding one raw socket per interface; :meth:`receive` waits a bounded time."""
 
-    def __init__(self, ifnames: Sequence[str], *, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, ifnames: Sequence[str]):
         if isinstance(ifnames, str):
             ifnames = [ifnames]
         if not ifnames:
             raise BadInput("LLDP capture: no interface given", hint="name at least one interface, e.g. eth0")
         self.ifnames = tuple(ifnames)
-        self._clock = clock
         self._sockets: dict[socket.socket, str] = {}
 
     def __enter__(self) -> LldpCapture:
@@ -102,9 +101,9 @@ class LldpCapture:
         """The next LLDP frame received on any of the interfaces, or None after ``timeout`` seconds."""
         if not self._sockets:
             raise BackendError("LLDP capture: receive() outside the `with` block")
-        deadline = self._clock() + max(timeout, 0.0)
+        deadline = time.monotonic() + max(timeout, 0.0)
         while True:
-            left = deadline - self._clock()
+            left = deadline - time.monotonic()
             if left < 0:
                 return None
             ready, _, _ = select.select(list(self._sockets), [], [], left)
@@ -120,15 +119,15 @@ class LldpCapture:
                 if addr[2] == PACKET_OUTGOING:
                     continue
                 return CapturedFrame(self._sockets[sock], frame)
-            if not ready and left == 0:
-                return None
+            if not ready:
+                return None  # select() only comes back empty once the wait is over
 
     def receive_all(self, timeout: float) -> dict[str, bytes]:
         """The first frame from each interface, waiting until every one has sent or ``timeout`` runs out."""
         got: dict[str, bytes] = {}
-        deadline = self._clock() + max(timeout, 0.0)
+        deadline = time.monotonic() + max(timeout, 0.0)
         while len(got) < len(self.ifnames):
-            captured = self.receive(max(deadline - self._clock(), 0.0))
+            captured = self.receive(max(deadline - time.monotonic(), 0.0))
             if captured is None:
                 break
             got.setdefault(captured.ifname, captured.frame)

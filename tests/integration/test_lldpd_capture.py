@@ -279,6 +279,20 @@ def test_unknown_interface_is_bad_input(lab: tuple[Pair, Callable[..., str]]) ->
     assert done.stdout.strip() == "BadInput LLDP capture: no network interface 'nope0'", done.stderr
 
 
+ALL = """
+import sys
+from cmt_slurm.agent.lldp_capture import LldpCapture
+with LldpCapture(["eth0", "lo"]) as cap:
+    print(sorted(cap.receive_all(3.0)))
+"""
+
+
+def test_receive_all_returns_what_came_within_the_wait(lab: tuple[Pair, Callable[..., str]]) -> None:
+    pair, _ = lab
+    done = in_netns(pair.node_ns, sys.executable, "-c", ALL)
+    assert done.stdout.strip() == "['eth0']", done.stderr
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Capture lldpd frames into a directory (root).")
     parser.add_argument("--save", type=Path, required=True)
