@@ -127,6 +127,13 @@ class Store:
     def url(self) -> str:
         return safe_url(self.engine.url)
 
+    def _backend_error(self, exc: sa.exc.OperationalError) -> BackendError:
+        first = (str(exc.orig or exc).strip().splitlines() or ["operational error"])[0]
+        return BackendError(
+            f"database {self.url}: {first}",
+            hint="check that the database is reachable and not locked by a stuck process",
+        )
+
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """One transaction: committed when the block ends, rolled back when it raises."""
@@ -134,10 +141,7 @@ class Store:
             with self.engine.begin() as conn:
                 yield conn
         except sa.exc.OperationalError as exc:
-            raise BackendError(
-                f"database {self.url}: {exc.orig or exc}",
-                hint="check that the database is reachable and not locked by a stuck process",
-            ) from exc
+            raise self._backend_error(exc) from exc
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -148,10 +152,7 @@ class Store:
                 with conn.begin():
                     yield conn
         except sa.exc.OperationalError as exc:
-            raise BackendError(
-                f"database {self.url}: {exc.orig or exc}",
-                hint="check that the database is reachable and not locked by a stuck process",
-            ) from exc
+            raise self._backend_error(exc) from exc
 
     def lock(self, conn: Connection, name: str) -> None:
         """Serialise a cross-row decision named ``name`` until the end of ``conn``'s transaction."""

@@ -181,3 +181,10 @@ def test_reimage_sets_the_target_and_asks_slurm_to_reboot(
     assert "target set to rocky9-2026.10" in err and "Invalid node name" in err
     assert run(["node", "reimage", name, "debian12-2026.11", "--no-reboot"]) == 0
     assert "reboot it to start" in capsys.readouterr().out
+
+
+def test_unreachable_database_is_one_line_exit_1(capsys: pytest.CaptureFixture[str], clean_env: None) -> None:
+    assert run(["db", "current", "--db", "postgresql+psycopg://cmt:secret@127.0.0.1:1/cmt"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("error: database postgresql+psycopg://cmt:***@127.0.0.1:1/cmt: ")
+    assert "secret" not in "".join(err) and err[1].startswith("hint: ") and len(err) == 2
