@@ -12,7 +12,8 @@ servers sharing PostgreSQL. It sends
 Each stream ends after ``STREAM_MAX_S`` on purpose: it holds one of the worker's threads, and a stuck or
 forgotten client must not keep it forever. ``retry:`` tells browsers to reconnect after a second, and
 ``Last-Event-ID`` makes the reconnect lossless. The app config keys ``CMT_SSE_POLL_S``,
-``CMT_SSE_HEARTBEAT_S`` and ``CMT_SSE_MAX_S`` override the defaults (tests shorten them).
+``CMT_SSE_HEARTBEAT_S`` and ``CMT_SSE_MAX_S`` override the defaults; ``?timeout=N`` asks for a shorter
+stream (never a longer one).
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ def stream() -> Response:
     poll = float(cfg.get("CMT_SSE_POLL_S", POLL_S))
     heartbeat = float(cfg.get("CMT_SSE_HEARTBEAT_S", HEARTBEAT_S))
     lifetime = float(cfg.get("CMT_SSE_MAX_S", STREAM_MAX_S))
+    # A client may ask for a shorter stream (scripts, tests); never a longer one.
+    asked = query_int("timeout", minimum=1, maximum=int(lifetime))
+    if asked is not None:
+        lifetime = float(asked)
 
     def generate(last_id: int) -> Iterator[str]:
         start = time.monotonic()

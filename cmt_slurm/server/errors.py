@@ -97,9 +97,12 @@ def _json(status: int, body: dict[str, Any]) -> Response:
 
 def handle_cmt_error(exc: CmtError) -> Response:
     if _is_boot_script_request():
-        if isinstance(exc, BadInput):
+        if isinstance(exc, BadInput) and exc.details.get("field") == "mac":
             return _boot_response("bad boot request: the mac= parameter must be a MAC address", exc.code)
-        return _boot_response("the boot server cannot answer right now", exc.code)
+        # A value that cannot go into a script, a broken operator template, the database: the node
+        # cannot fix any of it, the operator must see it.
+        log.error("boot script for %s failed: %s (%s)", request.args.get("mac", "?")[:40], exc, exc.hint)
+        return _boot_response("the boot server cannot build this script now (see its log)", exc.code)
     resp = _json(exc.http_status, exc.to_json())
     if isinstance(exc, Busy):
         resp.headers["Retry-After"] = str(exc.details.get("retry_after", 5))

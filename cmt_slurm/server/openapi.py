@@ -347,6 +347,7 @@ def _api_paths() -> dict[str, Any]:
                 params=[
                     _query("node", _NAME, "only this node"),
                     _query("since", {"type": "integer", "minimum": 0}, "start after this id"),
+                    _query("timeout", {"type": "integer", "minimum": 1, "maximum": 300}, "end sooner (s)"),
                 ],
             )
         },

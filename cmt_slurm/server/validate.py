@@ -88,7 +88,9 @@ def mac(raw: str | None, field: str = "mac") -> str:
     if not _MAC.match(value):
         shown = (raw or "")[:40]
         raise BadInput(
-            f"{field}: {shown!r} is not a MAC address", hint="six hex pairs, e.g. 52:54:00:12:34:56"
+            f"{field}: {shown!r} is not a MAC address",
+            hint="six hex pairs, e.g. 52:54:00:12:34:56",
+            details={"field": field},
         )
     return value
 
