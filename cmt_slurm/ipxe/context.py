@@ -169,9 +169,12 @@ class _LiveBoot(_Base):
     kernel_url: str
     initrd_url: str
     extra_args: tuple[str, ...] = ()
+    #: seconds a download may make no progress before the attempt counts as failed
+    fetch_timeout: int = 30
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        _int(self.fetch_timeout, "fetch_timeout", 1, 600)
         _url(self.kernel_url, "kernel_url")
         _url(self.initrd_url, "initrd_url")
         object.__setattr__(self, "extra_args", _kernel_args(self.extra_args, "extra_args"))
@@ -214,6 +217,8 @@ class ReimageBoot(_LiveBoot):
     - ``image_url``: where the agent reads the image, e.g. ``http://10.0.0.1:8080/images/debian13-2026.11``
     - ``image_sha256``: 64 lowercase hex digits
     - ``extra_args``: more kernel arguments, e.g. ``["console=ttyS0,115200n8"]``
+    - ``fetch_timeout``: seconds without progress before a download attempt fails (iPXE's
+      ``--timeout``, in ms there), e.g. ``30``: a stalled server costs an attempt, not a hung node
     - ``cmdline``: the whole kernel command line, e.g. ``initrd=initrd.img cmt.server=http://10.0.0.1:8080
       cmt.mode=reimage cmt.deployment=42 cmt.token=... cmt.disk=/dev/vda cmt.image_url=...
       cmt.sha256=... cmt.mac=${netX/mac} console=ttyS0,115200n8``
@@ -262,7 +267,7 @@ class DiscoverBoot(_LiveBoot):
 
     - ``mode``: ``discover``
     - ``mac``: the MAC that asked, e.g. ``52:54:00:12:34:56`` (``""`` when unknown)
-    - ``kernel_url``, ``initrd_url``, ``extra_args``: as for ``reimage``
+    - ``kernel_url``, ``initrd_url``, ``extra_args``, ``fetch_timeout``: as for ``reimage``
     - ``cmdline``: e.g. ``initrd=initrd.img cmt.server=http://10.0.0.1:8080 cmt.mode=discover
       cmt.mac=${netX/mac} console=ttyS0,115200n8``
     """

@@ -13,7 +13,8 @@ a one-shot responder process that logs the request and answers from a directory.
 5. ``local``: ``exit`` hands back to the firmware, which tries its next boot devices.
 
 This proves that every command the templates use (`inc`, `iseq`, `set ...:int32`, `sleep`,
-`chain --replace --autofree`, `kernel --name`, `initrd --name`, `${netX/mac}`, `${serial:uristring}`,
+`chain --replace --autofree`, `kernel --name --timeout`, `initrd --name --timeout`, `${netX/mac}`,
+`${serial:uristring}`,
 `${buildarch}`) exists in the iPXE Debian ships, and that the retry loops count as intended.
 """
 

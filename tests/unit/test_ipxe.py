@@ -139,6 +139,7 @@ def test_server_url_trailing_slash_dropped() -> None:
         ({"extra_args": ('init="/bin/sh"',)}, "extra_args"),
         ({"extra_args": "quiet ${x}"}, r"'\$\{'"),
         ({"retries": 0}, "retries=0 must be an integer 1..20"),
+        ({"fetch_timeout": 0}, "fetch_timeout"),
         ({"retries": True}, "retries"),
         ({"retry_delay": -1}, "retry_delay"),
         ({"on_failure": "shell"}, "on_failure='shell' is not one of"),
@@ -195,7 +196,10 @@ def test_operator_can_override_the_shared_retry_macro(tmp_path: Path) -> None:
         "{% macro fetch(label, command, what, url) %}{{ command }} || goto failed{% endmacro %}"
     )
     text = IpxeRenderer(tmp_path).render(CASES["reimage"])
-    assert "initrd --name initrd.img http://10.0.0.1:8080/boot/live/initrd.img || goto failed" in text
+    assert (
+        "initrd --name initrd.img --timeout 30000 http://10.0.0.1:8080/boot/live/initrd.img || goto failed"
+        in text
+    )
 
 
 def test_edited_operator_template_is_reloaded(tmp_path: Path) -> None:
