@@ -11,6 +11,7 @@ import hashlib
 import json
 import subprocess
 import tomllib
+import uuid
 from pathlib import Path
 
 import pytest
@@ -135,13 +136,17 @@ def test_image_disk_is_gpt_with_one_ext4_root_at_1mib(recipe: str, tmp_path: Pat
         ["qemu-img", "dd", "-f", "qcow2", "-O", "raw", "bs=1M", "count=3", f"if={image.path}", f"of={head}"],
         check=True, capture_output=True,
     )  # fmt: skip
-    table = subprocess.run(["sfdisk", "--json", str(head)], capture_output=True, text=True, check=False)
-    parts = json.loads(table.stdout)["partitiontable"]
-    assert parts["label"] == "gpt" and parts["id"].lower() == image.info["label_id"]
-    (root,) = parts["partitions"]
-    assert root["start"] == 2048 and root["uuid"].lower() == image.info["part_uuid"]
+    data = head.read_bytes()
+    # GPT header at LBA 1, entries at LBA 2 (GUIDs are stored mixed-endian: uuid bytes_le).
+    assert data[512:520] == b"EFI PART"
+    assert str(uuid.UUID(bytes_le=data[512 + 56 : 512 + 72])) == image.info["label_id"]
+    entry = data[1024 : 1024 + 128]
+    assert str(uuid.UUID(bytes_le=entry[0:16])).upper() == "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+    assert str(uuid.UUID(bytes_le=entry[16:32])) == image.info["part_uuid"]
+    assert int.from_bytes(entry[32:40], "little") == 2048
+    assert data[1024 + 128 : 1024 + 256] == b"\0" * 128, "exactly one partition"
     # ext4 magic 0xEF53 at offset 1080 of the partition; the UUID the BLS entry names at offset 1128.
-    data = head.read_bytes()[1 << 20 :]
+    data = data[1 << 20 :]
     assert data[1080:1082] == b"\x53\xef"
     assert str(image.info["fs_uuid"]).replace("-", "") == data[1128:1144].hex()
     assert f"root=UUID={image.info['fs_uuid']}" in image.kernel_args
