@@ -151,6 +151,7 @@ def lease(cli: Path | str, tmp: Path, *options: str, mac: str | None = None) -> 
     return dict(line.split("=", 1) for line in out.read_text().splitlines())
 
 
+@pytest.mark.netns
 def test_dhcp_boot_files_by_client_kind(dhcp_lab: tuple[str, Path]) -> None:
     cli, tmp = dhcp_lab
     bios = lease(cli, tmp)
@@ -166,6 +167,7 @@ def test_dhcp_boot_files_by_client_kind(dhcp_lab: tuple[str, Path]) -> None:
     assert lease(cli, tmp, "0x4d:69505845")["boot_file"] == BOOT_URL
 
 
+@pytest.mark.netns
 def test_dhcp_static_host_and_tftp(dhcp_lab: tuple[str, Path]) -> None:
     cli, tmp = dhcp_lab
     fixed = lease(cli, tmp, mac=FIXED_MAC)
