@@ -14,8 +14,9 @@ a one-shot responder process that logs the request and answers from a directory.
 
 This proves that every command the templates use (`inc`, `iseq`, `set ...:int32`, `sleep`,
 `chain --replace --autofree`, `kernel --name --timeout`, `initrd --name --timeout`, `${netX/mac}`,
-`${serial:uristring}`,
-`${buildarch}`) exists in the iPXE Debian ships, and that the retry loops count as intended.
+`${serial:uristring}`, `${buildarch}`) exists in the iPXE Debian ships, and that the retry loops count
+as intended. Two more boots give the VM a disk whose boot sector prints a marker: both `local` methods
+(`exit` to the firmware, `sanboot --drive 0x80`) must reach it.
 """
 
 from __future__ import annotations
@@ -88,19 +89,35 @@ def console_text(raw: bytes) -> str:
     return re.sub(r"[\r\n]", "", text)
 
 
-@pytest.fixture
-def qemu_run(tmp_path: Path) -> tuple[str, list[str]]:
+def boot_sector(message: bytes) -> bytes:
+    """A 512-byte MBR whose code writes ``message`` to the first serial port, then halts (x86 real mode)."""
+    code = bytes.fromhex(
+        "31c0"  # xor ax, ax
+        "8ed8"  # mov ds, ax
+        "fc"  # cld
+        "baf803"  # mov dx, 0x3f8
+        "be167c"  # mov si, 0x7c16 (the message, right after this code)
+        "ac"  # loop: lodsb
+        "84c0"  # test al, al
+        "7403"  # jz done
+        "ee"  # out dx, al
+        "ebf8"  # jmp loop
+        "f4"  # done: hlt
+        "ebfd"  # jmp done
+    )
+    assert len(code) == 0x16
+    body = code + message + b"\0"
+    return body.ljust(510, b"\0") + b"\x55\xaa"
+
+
+def boot_vm(
+    tmp_path: Path, scripts: list[str], until: str, disk: bytes | None = None
+) -> tuple[str, list[str]]:
+    """Boot ipxe.lkrn; the n-th fetch of /boot/ipxe gets ``scripts[n-1]``. Returns (console, requests)."""
     if shutil.which("qemu-system-x86_64") is None or not IPXE_LKRN.is_file():
         pytest.skip("needs qemu-system-x86 and ipxe (run scripts/install-deps)")
     state = tmp_path / "state"
     (state / "files").mkdir(parents=True)
-    scripts = [
-        render_ipxe(UnknownMac(server_url=SERVER, mac=MAC, retry_delay=1)),
-        render_ipxe(WaitBoot(server_url=SERVER, node="node-7", reason="2 reimages running", retry_delay=1)),
-        render_ipxe(reimage("/boot/live/missing")),
-        render_ipxe(reimage("/boot/live/vmlinuz")),
-        render_ipxe(LocalBoot(server_url=SERVER, node="node-7")),
-    ]
     for i, script in enumerate(scripts, 1):
         (state / f"boot{i}.ipxe").write_text(script)
     shutil.copy(IPXE_LKRN, state / "files" / "boot_live_vmlinuz")
@@ -123,13 +140,16 @@ def qemu_run(tmp_path: Path) -> tuple[str, list[str]]:
         *("-smbios", "type=1,serial=A B/7"),
         *("-netdev", netdev, "-device", "virtio-net-pci,netdev=n0"),
     ]
+    if disk is not None:
+        image = tmp_path / "disk.img"
+        image.write_bytes(disk.ljust(1 << 20, b"\0"))
+        cmd += ["-drive", f"file={image},format=raw,if=ide,index=0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        # bounded wait for the last step (local: exit, then the firmware runs out of boot devices)
-        for _ in range(1800):
+        for _ in range(1800):  # a bounded wait for the marker of the last step
             if proc.poll() is not None:
                 break
-            if serial.exists() and "No bootable device" in console_text(serial.read_bytes()):
+            if serial.exists() and until in console_text(serial.read_bytes()):
                 break
             time.sleep(0.1)
     finally:
@@ -137,9 +157,33 @@ def qemu_run(tmp_path: Path) -> tuple[str, list[str]]:
         _, err = proc.communicate(timeout=30)
     log = (state / "requests.log").read_text().splitlines() if (state / "requests.log").exists() else []
     text = console_text(serial.read_bytes()) if serial.exists() else ""
-    if "No bootable device" not in text:
-        raise AssertionError(f"the VM did not reach the end: {err.decode()[-500:]}\n{text[-3000:]}")
+    if until not in text:
+        raise AssertionError(f"the VM never showed {until!r}: {err.decode()[-500:]}\n{text[-3000:]}")
     return text, log
+
+
+@pytest.fixture
+def qemu_run(tmp_path: Path) -> tuple[str, list[str]]:
+    scripts = [
+        render_ipxe(UnknownMac(server_url=SERVER, mac=MAC, retry_delay=1)),
+        render_ipxe(WaitBoot(server_url=SERVER, node="node-7", reason="2 reimages running", retry_delay=1)),
+        render_ipxe(reimage("/boot/live/missing")),
+        render_ipxe(reimage("/boot/live/vmlinuz")),
+        render_ipxe(LocalBoot(server_url=SERVER, node="node-7")),
+    ]
+    # the last step: local's `exit`, then the firmware runs out of boot devices (there is no disk)
+    return boot_vm(tmp_path, scripts, "No bootable device")
+
+
+@pytest.mark.parametrize("method", ["exit", "sanboot"])
+def test_local_boot_reaches_the_disk(tmp_path: Path, method: str) -> None:
+    # `exit`: back to SeaBIOS, whose next boot device is the disk; `sanboot`: iPXE boots drive 0x80 itself
+    script = render_ipxe(LocalBoot(server_url=SERVER, node="node-7", method=method))
+    text, log = boot_vm(tmp_path, [script], "CMT-DISK-BOOTED", disk=boot_sector(b"CMT-DISK-BOOTED\r\n"))
+    assert len(log) == 1
+    shown = "booting BIOS drive 0x80" if method == "sanboot" else "booting from the local disk"
+    assert text.index(f"cmt: node-7: {shown}") < text.index("CMT-DISK-BOOTED")
+    assert "ERROR" not in text
 
 
 def test_scripts_run_in_debian_ipxe(qemu_run: tuple[str, list[str]]) -> None:
