@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from ..agent.lldp import LldpInfo
+from ..catalogue import ARCHES
 from ..errors import BadInput, CmtError, Conflict, Unauthorized
 from ..naming import node_name
 from ..states import NodeState, Stage
@@ -18,13 +19,29 @@ from .deploy import Deployer
 from .results import Registration
 
 
-def _dmi_field(dmi: Mapping[str, Any] | None, key: str) -> str | None:
-    value = (dmi or {}).get(key)
+def _text(value: Any, where: str, limit: int) -> str | None:
+    """Registration text as the columns hold it (PostgreSQL refuses what is longer than the column)."""
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or len(value) > 255:
-        raise BadInput(f"dmi.{key}: must be text of at most 255 characters")
+    if not isinstance(value, str) or len(value) > limit or any(ord(c) < 32 for c in value):
+        raise BadInput(f"{where}: must be printable text of at most {limit} characters")
     return value
+
+
+def _fields(lldp: LldpInfo | None, dmi: Mapping[str, Any] | None, arch: str | None) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if lldp is not None:
+        fields["lldp_switch"] = _text(lldp.system_name or lldp.chassis_id, "lldp.system_name", 255)
+        fields["lldp_port"] = _text(lldp.port_id, "lldp.port_id", 255)
+        fields["port_index"] = lldp.port_index
+    if dmi:
+        fields["dmi_serial"] = _text(dmi.get("serial"), "dmi.serial", 255)
+        fields["dmi_uuid"] = _text(dmi.get("uuid"), "dmi.uuid", 64)
+    if arch:
+        if arch not in ARCHES:
+            raise BadInput(f"arch: {arch!r} is not one of {', '.join(ARCHES)}")
+        fields["arch"] = arch
+    return fields
 
 
 class Registry(Deployer):
@@ -69,16 +86,9 @@ class Registry(Deployer):
             raise BadInput("registration lists no MAC address", hint="send the MACs of the node's NICs")
         wanted = sorted({normalise_mac(m) for m in macs})
         now = self.clock()
-        fields: dict[str, Any] = {}
+        fields = _fields(lldp, dmi, arch)
         if disks:
             fields["disks"] = [dict(d) for d in disks]
-        if lldp is not None:
-            fields.update(lldp_switch=lldp.system_name or lldp.chassis_id, lldp_port=lldp.port_id)
-            fields["port_index"] = lldp.port_index
-        if dmi:
-            fields.update(dmi_serial=_dmi_field(dmi, "serial"), dmi_uuid=_dmi_field(dmi, "uuid"))
-        if arch:
-            fields["arch"] = arch
         refused: CmtError | None = None
         result: Registration | None = None
         with self.store.begin() as conn:

@@ -408,3 +408,14 @@ def test_plan_document_matches_the_agent_contract(prov: Provisioner) -> None:
     assert plan["url"] == "http://127.0.0.1:8080/images/debian13-2026.11"
     assert set(plan) >= {"deployment", "node", "image", "url", "sha256", "size", "format", "kernel_args",
                          "features", "node_token"}  # fmt: skip
+
+
+def test_registration_fields_too_long_for_their_columns_are_bad_input(prov: Provisioner) -> None:
+    with pytest.raises(BadInput, match=r"dmi.uuid: must be printable text of at most 64"):
+        prov.register_node([mac(1)], lldp(1), {"uuid": "u" * 65})
+    with pytest.raises(BadInput, match="arch: 'sparc'"):
+        prov.register_node([mac(1)], lldp(1), arch="sparc")
+    with pytest.raises(BadInput, match=r"dmi.serial"):
+        prov.register_node([mac(1)], lldp(1), {"serial": "a\nb"})
+    assert prov.list_nodes() == []
+    assert prov.register_node([mac(1)], lldp(1), arch="aarch64").node.arch == "aarch64"
