@@ -179,6 +179,10 @@ def port_index_of(port_id: str, port_id_subtype: str, port_description: str | No
     return None
 
 
+def _bytes(n: int) -> str:
+    return "1 byte" if n == 1 else f"{n} bytes"
+
+
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", errors="replace").replace("\x00", "")
 
@@ -201,7 +205,7 @@ def _id(raw: bytes, subtypes: Mapping[int, str], tlv: int, offset: int) -> tuple
     name = TLV_NAMES[tlv]
     if len(raw) < 2:
         raise BadInput(
-            f"LLDP {name} TLV at offset {offset}: {len(raw)} bytes, needs a subtype and at least one id byte",
+            f"LLDP {name} TLV at offset {offset}: {_bytes(len(raw))}, needs a subtype and an id",
             hint="the frame is malformed; capture it again",
         )
     subtype = subtypes.get(raw[0], f"reserved-{raw[0]}")
@@ -290,7 +294,7 @@ def parse_lldp(frame: bytes) -> LldpInfo:
         if pos + 2 + length > len(pdu):
             raise BadInput(
                 f"LLDP {name} TLV at offset {offset}: length {length} runs past the end of the frame "
-                f"({len(pdu) - pos - 2} bytes left)",
+                f"({_bytes(len(pdu) - pos - 2)} left)",
                 hint="the frame is truncated; capture it again",
             )
         value = pdu[pos + 2 : pos + 2 + length]

@@ -152,7 +152,7 @@ def test_duplicate_port_id_refused() -> None:
 
 
 def test_empty_id_refused() -> None:
-    with pytest.raises(BadInput, match=r"Port ID TLV at offset 23: 1 bytes, needs a subtype"):
+    with pytest.raises(BadInput, match=r"Port ID TLV at offset 23: 1 byte, needs a subtype"):
         parse_lldp(eth(pdu(b"\x04" + bytes(6), b"\x05")))
 
 
