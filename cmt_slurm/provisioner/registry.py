@@ -229,6 +229,12 @@ class Registry(Deployer):
 
         :raises NotFound: no such node. :raises Unauthorized: wrong node token.
         """
+        if _text(image, "image", 128) is None:
+            raise BadInput("image: the node must say which image it runs", hint="see /etc/cmt/node.json")
+        if boot_time is not None and boot_time.tzinfo is None:
+            raise BadInput(
+                "boot_time: needs a time zone", hint="send ISO 8601 with an offset, e.g. ...+00:00"
+            )
         actor = self.verify_node_token(name, node_token, remote)
         with self.store.begin() as conn:
             node = self._node(conn, name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from provisioner_helpers import Clock, lldp, mac, make
 
@@ -419,3 +421,11 @@ def test_registration_fields_too_long_for_their_columns_are_bad_input(prov: Prov
         prov.register_node([mac(1)], lldp(1), {"serial": "a\nb"})
     assert prov.list_nodes() == []
     assert prov.register_node([mac(1)], lldp(1), arch="aarch64").node.arch == "aarch64"
+
+
+def test_node_ready_refuses_malformed_check_ins(prov: Provisioner) -> None:
+    name = ready_node(prov)
+    with pytest.raises(BadInput, match="image"):
+        prov.node_ready(name, "x" * 129, None, _NODE_TOKENS[name])
+    with pytest.raises(BadInput, match="boot_time: needs a time zone"):
+        prov.node_ready(name, "rocky9-2026.10", datetime(2026, 1, 1), _NODE_TOKENS[name])
