@@ -10,7 +10,8 @@ from typing import Any
 from cmt_slurm.agent.lldp import LldpInfo
 from cmt_slurm.catalogue import Catalogue, Image
 from cmt_slurm.config import NamingRule, Settings
-from cmt_slurm.provisioner import Provisioner
+from cmt_slurm.provisioner import BootMode, Provisioner
+from cmt_slurm.states import Stage
 from cmt_slurm.store import Store
 from cmt_slurm.versions import Version
 
@@ -81,3 +82,36 @@ def make(store: Store, clock: Clock, catalogue: Catalogue = CATALOGUE, **setting
 
 def mac(i: int) -> str:
     return f"52:54:00:00:00:{i:02x}"
+
+
+STEPS = [Stage.TRANSFER, Stage.VERIFY, Stage.WRITE, Stage.GROW, Stage.IDENTITY, Stage.KEXEC]
+
+
+def kinds(prov: Provisioner, node: str) -> list[tuple[str, str | None, str | None]]:
+    return [(e.kind, e.from_state, e.to_state) for e in prov.events(node=node)]
+
+
+def ready_node(prov: Provisioner, port: int = 3, image: str | None = "rocky9-2026.10") -> str:
+    """A registered node; with ``image``, adopted as running it (as after an earlier reimage)."""
+    name = prov.register_node([mac(port)], lldp(port)).node.name
+    if image is not None:
+        token = prov.set_target(name, image, "admin:test").token
+        assert token is not None
+        dep_id, dep_token = run_to_kexec(prov, name)
+        plan = prov.plan(dep_id, dep_token)  # the plan's node token becomes the node's
+        prov.node_ready(name, image, None, plan.node_token)
+        NODE_TOKENS[name] = plan.node_token
+    return name
+
+
+NODE_TOKENS: dict[str, str] = {}  # node name -> its node token, for nodes made by ready_node
+
+
+def run_to_kexec(prov: Provisioner, name: str) -> tuple[int, str]:
+    decision = prov.boot_decision(prov.get_node(name).macs[0])
+    assert decision.mode is BootMode.REIMAGE and decision.token and decision.deployment
+    dep_id, token = decision.deployment.id, decision.token
+    prov.report(dep_id, token, Stage.LIVE)
+    for stage in STEPS:
+        prov.report(dep_id, token, stage)
+    return dep_id, token
