@@ -25,10 +25,15 @@ def hex_to_bytes(text: str, where: str) -> bytes:
     :raises BadInput: naming the first character that is not hex.
     """
     digits: list[str] = []
-    for lineno, raw_line in enumerate(text.splitlines(), 1):
+    lines = text.splitlines()
+    # tcpdump -xx/-XX output: only the offset lines hold the frame (the others are packet summaries)
+    tcpdump = any(_OFFSET.match(line) for line in lines)
+    for lineno, raw_line in enumerate(lines, 1):
         line = raw_line.split("#", 1)[0]
-        if _OFFSET.match(line):
-            # a tcpdump line: hex groups, then (with -X) an ASCII column after two spaces
+        if tcpdump and not _OFFSET.match(line):
+            continue
+        if tcpdump:
+            # hex groups, then (with -X) an ASCII column after two spaces
             line = _OFFSET.sub("", line).strip().split("  ", 1)[0]
         cleaned = re.sub(r"[\s:.-]", "", line)
         bad = re.search(r"[^0-9a-fA-F]", cleaned)

@@ -149,3 +149,10 @@ def test_up_interfaces_skips_loopback_bridges_and_down(tmp_path: Path) -> None:
             (dev / "bridge").mkdir()
     (tmp_path / "odd").mkdir()  # no attributes: skipped
     assert _up_interfaces(tmp_path) == ["eth0", "tap0"]
+
+
+@pytest.mark.parametrize("name", ["lldpd-local.tcpdump-xx.txt", "lldpd-local.tcpdump-XX.txt"])
+def test_real_tcpdump_output(name: str) -> None:
+    # the summary line is skipped, offsets and the ASCII column dropped
+    text = (DATA / name).read_text()
+    assert hex_to_bytes(text, name) == LOCAL.read_bytes()
