@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -247,3 +249,20 @@ def test_readers_do_not_wait_for_a_writer(store: Store) -> None:
         with store.read() as reader:  # would block until the busy timeout if it took the write lock
             seen = nodes.get(reader, "node-1")
     assert seen is not None and seen.reason is None
+
+
+def test_server_processes_starting_together_migrate_once(db_url: str) -> None:
+    """gunicorn workers each open the store at start; on a fresh database they must not trip each other."""
+    script = (
+        "import sys; from cmt_slurm.store import Store; s = Store.open(sys.argv[1]); "
+        "print(s.current_revision()); s.dispose()"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, db_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], [err for _, err in outs]
+    assert {out.strip() for out, _ in outs} == {head_revision()}
