@@ -10,10 +10,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 def jsonable(value: Any) -> Any:
     """Datetimes as ISO text, enums as their value, tuples as lists: what ``as_dict`` methods return."""
     if isinstance(value, datetime):
