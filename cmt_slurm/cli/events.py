@@ -33,6 +33,8 @@ def _line(e: Event) -> str:
 
 
 def _print(found: list[Event]) -> None:
+    if not found:
+        click.echo("(no events)")
     for e in found:
         click.echo(_line(e))
 
