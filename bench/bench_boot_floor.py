@@ -1,8 +1,8 @@
 """The floor of a reimage: each node image booted directly by QEMU (``-kernel/-initrd`` from its /boot,
 disk attached) until its OS prints ``CMT-OS-UP``; the live env booted until ``CMT-LIVE-UP``.
 
-Baseline, measured in the same run: the same kernel with no initrd and no disk, until its first console
-line (firmware + kernel decompression under this accelerator), which no OS boot can beat. The demo
+Baseline, measured in the same run: the live kernel with no initrd and no disk, until its banner on the
+early console (firmware + kernel decompression under this accelerator), which no OS boot can beat. The demo
 divides its job-start delay by the image's floor (plus its transfer) to report how much reimaging costs.
 
     .venv/bin/python bench/bench_boot_floor.py [--runs N] [recipe ...]     (root; images cached or built)
@@ -50,7 +50,10 @@ def main() -> int:
     accel = probe_accel(live.kernel)
     print(f"accelerator: {accel.name} ({accel.reason}); 1 vCPU, 1 GiB; runs per row: {args.runs}")
 
-    base_argv = qemu_argv(live.kernel, None, "console=ttyS0 panic=-1", accel=accel.name, net=False)
+    # earlyprintk: the banner right after decompression, before the console driver registers.
+    base_argv = qemu_argv(
+        live.kernel, None, "console=ttyS0 earlyprintk=serial,ttyS0 panic=-1", accel=accel.name, net=False
+    )
     base_secs, _ = timed(base_argv, r"Linux version", args.runs)
     baseline = statistics.median(base_secs)
     print(

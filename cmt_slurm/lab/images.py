@@ -19,7 +19,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import BackendError, ConfigError
 from .imagebuild import cache, disk, kernel, live, recipe, rootfs
 from .imagebuild.manifest import render_manifest
 from .imagebuild.tools import package_version
@@ -86,9 +86,26 @@ def _live_sources() -> live.LiveSources:
     return live.LiveSources(repo_root() / "images" / "live")
 
 
+def cached_live_base() -> cache.Entry | None:
+    """The newest complete live-env base in the cache, whatever its key (never builds)."""
+    found = []
+    for path in (cache.cache_root() / "live-base").glob("*"):
+        entry = cache.read_entry(path, path.name) if not path.name.startswith(".") else None
+        if entry is not None:
+            found.append((str(entry.info.get("built_at", "")), entry))
+    return max(found, key=lambda pair: pair[0])[1] if found else None
+
+
 def ensure_live_base(force: bool = False) -> cache.Entry:
     src = _live_sources()
-    kdeb = kernel.resolve_kernel_package()
+    try:
+        kdeb = kernel.resolve_kernel_package()
+    except BackendError:
+        # No apt lists (a fresh or cleaned machine, no network): a cached base still boots.
+        fallback = cached_live_base()
+        if fallback is None or force:
+            raise
+        return fallback
     key = live.base_key(src, kdeb).digest()
     debs = cache.cache_root() / "debs"
     return cache.build_entry("live-base", key, lambda out: live.build_base(out, src, kdeb, debs), force=force)

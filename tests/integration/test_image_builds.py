@@ -19,6 +19,7 @@ import pytest
 from cmt_slurm.catalogue import load_manifest
 from cmt_slurm.errors import NotFound
 from cmt_slurm.lab import images
+from cmt_slurm.lab.imagebuild import disk
 from tests.conftest import need_binary, need_root
 from tests.unit.test_imagebuild import read_newc
 
@@ -163,3 +164,20 @@ def test_second_image_request_is_a_cache_hit() -> None:
 def test_unknown_recipe_is_a_clear_error() -> None:
     with pytest.raises(NotFound, match="no image recipe 'plan9'"):
         images.ensure_image("plan9")
+
+
+def test_same_tree_and_key_give_a_byte_identical_qcow2(tmp_path: Path) -> None:
+    need_binary("mkfs.ext4", "sfdisk", "qemu-img", "e2fsck")
+    tree = tmp_path / "tree"
+    (tree / "etc").mkdir(parents=True)
+    (tree / "etc" / "os-release").write_text("ID=test\n")
+    (tree / "bin").symlink_to("usr/bin")
+    digests = []
+    for run in ("a", "b"):
+        work = tmp_path / run
+        work.mkdir()
+        facts = disk.make_qcow2(tree, "key", work, work / "i.qcow2", work / "log")
+        digests.append(sha256(work / "i.qcow2"))
+        (tree / "etc" / "os-release").read_text()  # reading moves atimes: must not matter
+    assert digests[0] == digests[1]
+    assert facts["fs_uuid"] == disk.disk_ids("key").fs_uuid

@@ -116,9 +116,7 @@ def build_entry(
             entry = read_entry(final, key)
             if entry is not None:
                 return entry
-        # Under the lock no other builder of this key runs: any temp dir left is a killed build's.
-        for stale in base.glob(f".tmp-{key}-*"):
-            safe_rmtree(stale)
+        _remove_stale_temps(base, key)
         tmp = base / f".tmp-{key}-{os.getpid()}"
         tmp.mkdir(parents=True)
         started = time.monotonic()
@@ -134,6 +132,24 @@ def build_entry(
         finally:
             safe_rmtree(tmp)
     return Entry(final, key, info, built_now=True)
+
+
+def _remove_stale_temps(base: Path, key: str) -> None:
+    """Temp dirs of killed builds: of this key (we hold its lock), or of any key whose builder is gone."""
+    for tmp in base.glob(".tmp-*"):
+        pid_text = tmp.name.rsplit("-", 1)[-1]
+        if tmp.name.startswith(f".tmp-{key}-") or (pid_text.isdigit() and not _alive(int(pid_text))):
+            safe_rmtree(tmp)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def mounts_below(path: Path) -> list[str]:

@@ -12,16 +12,23 @@ from ...errors import BackendError, Forbidden
 from .recipe import Recipe
 from .tools import SYSTEM_PATH, need, run
 
-#: dpkg path filters: no docs, man pages, locales; kernel drivers a server node never loads.
+#: Kernel driver directories a server node never loads (desktop, radio, media, legacy buses, FC HBAs).
+_DROPPED_MODULE_DIRS = (
+    "sound", "drivers/media", "drivers/gpu", "drivers/net/wireless", "net/wireless", "net/mac80211",
+    "net/bluetooth", "drivers/bluetooth", "drivers/staging", "drivers/iio", "drivers/input/touchscreen",
+    "drivers/input/joystick", "drivers/hid", "drivers/usb/gadget", "drivers/isdn", "drivers/comedi",
+    "drivers/net/can", "drivers/net/wan", "drivers/net/usb", "drivers/net/ieee802154",
+    "drivers/net/hamradio", "drivers/usb/serial", "drivers/mtd", "drivers/atm", "drivers/w1",
+    "drivers/video", "drivers/scsi/qla2xxx", "drivers/scsi/lpfc", "drivers/scsi/bfa", "drivers/scsi/qedf",
+    "drivers/scsi/qedi", "drivers/scsi/be2iscsi", "drivers/scsi/csiostor", "fs/ocfs2", "fs/ubifs", "fs/jfs",
+    "fs/reiserfs", "fs/nilfs2", "net/6lowpan", "net/ieee802154", "net/can", "net/atm",
+)  # fmt: skip
+#: dpkg path filters: no docs, man pages, locales; none of the dropped drivers (bookworm ships them under
+#: /lib, trixie under /usr/lib).
 _EXCLUDES = (
     "/usr/share/man/*", "/usr/share/doc/*", "/usr/share/info/*", "/usr/share/lintian/*",
-    "/usr/share/locale/*",
-    "/usr/share/bug/*",
-    *(f"{lib}/modules/*/kernel/{d}/*" for lib in ("/lib", "/usr/lib") for d in (
-        "sound", "drivers/media", "drivers/gpu", "drivers/net/wireless", "net/wireless", "net/mac80211",
-        "net/bluetooth", "drivers/bluetooth", "drivers/staging", "drivers/iio", "drivers/input/touchscreen",
-        "drivers/input/joystick", "drivers/hid", "drivers/usb/gadget", "drivers/isdn", "drivers/comedi",
-    )),
+    "/usr/share/locale/*", "/usr/share/bug/*",
+    *(f"{lib}/modules/*/kernel/{d}/*" for lib in ("/lib", "/usr/lib") for d in _DROPPED_MODULE_DIRS),
 )  # fmt: skip
 _INCLUDES = ("/usr/share/doc/*/copyright", "/usr/share/locale/locale.alias")
 
