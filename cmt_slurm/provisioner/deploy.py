@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,8 +35,9 @@ from .results import BootDecision, BootMode, Plan
 from .site_files import load_site_files
 
 _WAITING = (Stage.REQUESTED, Stage.QUEUED)
-#: Admitted deployments in these stages hold one of the ``max_concurrent_reimages`` slots.
-_HOLDING = (*_WAITING, *SLOT_STAGES)
+#: Seconds an admitted deployment may take to boot the reimager before its slot goes to another node
+#: (a node that fetched its script but never came up must not hold a slot for the whole token lifetime).
+ADMISSION_LEASE_S = 600
 
 
 def _merge_features(old: Sequence[str], new: Sequence[str]) -> list[str]:
@@ -159,14 +160,16 @@ class Deployer(Base):
     # -- admission and token hand-out (only before the reimager starts)
 
     def _admit(self, conn: Connection, dep: Deployment, actor: str) -> tuple[Deployment, bool]:
-        if dep.admitted is not None:
+        if self._holds_slot(dep):
             return dep, True
         self.store.lock(conn, "cmt-admission")
         dep = self._deployment(conn, dep.id)  # read again under the lock: a racer may have admitted it
-        if dep.admitted is not None:
+        if self._holds_slot(dep):
             return dep, True
         now = self.clock()
-        used = deployments.count_admitted(conn, _HOLDING, now)
+        used = deployments.count_admitted(
+            conn, SLOT_STAGES, now, waiting=_WAITING, lease_start=now - self._lease
+        )
         if used < self.settings.max_concurrent_reimages:
             if not deployments.update(conn, dep, admitted=now):
                 raise Conflict(f"deployment {dep.id} moved on while being admitted", hint="retry")
@@ -175,6 +178,15 @@ class Deployer(Base):
             detail = {"slots": self.settings.max_concurrent_reimages, "in_use": used}
             dep = self._move_stage(conn, dep, Stage.QUEUED, actor, detail=detail)
         return dep, False
+
+    @property
+    def _lease(self) -> timedelta:
+        return min(self.ttl, timedelta(seconds=ADMISSION_LEASE_S))
+
+    def _holds_slot(self, dep: Deployment) -> bool:
+        if dep.admitted is None:
+            return False
+        return dep.stage not in _WAITING or dep.admitted > self.clock() - self._lease
 
     def _issue(self, conn: Connection, dep: Deployment) -> tuple[Deployment, str]:
         token = secrets.new_token()

@@ -153,16 +153,30 @@ def update(conn: Connection, dep: Deployment, *, expect_stage: Stage | None = No
     return conn.execute(query).rowcount == 1
 
 
-def count_admitted(conn: Connection, stages: Collection[Stage], now: datetime) -> int:
-    """Active deployments holding an admission slot: admitted, in ``stages``, token not expired."""
+def count_admitted(
+    conn: Connection,
+    stages: Collection[Stage],
+    now: datetime,
+    *,
+    waiting: Collection[Stage] = (),
+    lease_start: datetime | None = None,
+) -> int:
+    """Active deployments holding an admission slot: admitted, token not expired, and either in
+    ``stages`` (working) or in ``waiting`` and admitted after ``lease_start`` (handed a token lately)."""
+    holding: sa.ColumnElement[bool] = deployments.c.stage.in_([str(s) for s in stages])
+    if waiting and lease_start is not None:
+        recent = sa.and_(
+            deployments.c.stage.in_([str(s) for s in waiting]), deployments.c.admitted > lease_start
+        )
+        holding = sa.or_(holding, recent)
     query = (
         sa.select(sa.func.count())
         .select_from(deployments)
         .where(
             deployments.c.ended.is_(None),
             deployments.c.admitted.is_not(None),
-            deployments.c.stage.in_([str(s) for s in stages]),
             deployments.c.token_expires > now,
+            holding,
         )
     )
     return int(conn.execute(query).scalar_one())

@@ -235,3 +235,21 @@ def test_plan_document_matches_the_agent_contract(prov: Provisioner) -> None:
     assert plan["url"] == "http://127.0.0.1:8080/images/debian13-2026.11"
     assert set(plan) >= {"deployment", "node", "image", "url", "sha256", "size", "format", "kernel_args",
                          "features", "node_token"}  # fmt: skip
+
+
+def test_a_node_that_never_boots_its_script_loses_the_slot_after_the_lease(
+    store: Store, clock: Clock
+) -> None:
+    prov = make(store, clock, max_concurrent_reimages=1)
+    a, b = ready_node(prov, 3), ready_node(prov, 4)
+    prov.set_target(a, "debian13-2026.11", "admin:x")
+    prov.set_target(b, "debian13-2026.11", "admin:x")
+    stuck = prov.boot_decision(mac(3))  # a got a script, then hangs in firmware
+    assert stuck.mode is BootMode.REIMAGE and stuck.deployment and stuck.token
+    assert prov.boot_decision(mac(4)).mode is BootMode.WAIT
+    clock.tick(599)
+    assert prov.boot_decision(mac(4)).mode is BootMode.WAIT
+    clock.tick(2)
+    assert prov.boot_decision(mac(4)).mode is BootMode.REIMAGE  # a's lease ran out
+    with pytest.raises(Busy):
+        prov.report(stuck.deployment.id, stuck.token, Stage.LIVE)  # a turns up late: waits its turn
