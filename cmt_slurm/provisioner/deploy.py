@@ -10,6 +10,10 @@ Token policy (one-time deployment tokens):
   a *fresh* token and invalidates the previous one, so a script fetched earlier cannot be replayed.
 - Once the reimager has started, no request yields a token; once the deployment ended (``done`` consumes
   the token, ``failed`` too), the token is dead and the node's boot script is ``local``/``wait``.
+
+Admission: ``max_concurrent_reimages`` slots, held from the token hand-out (for at most the admission
+lease until the reimager reports) through ``grow``; beyond that a boot gets ``wait`` and an agent's first
+report gets ``Busy``.
 """
 
 from __future__ import annotations
