@@ -137,8 +137,13 @@ def start_server(
     threads: int = 4,
     env: dict[str, str] | None = None,
     toml: str = "",
+    public_url: str | None = None,
 ) -> ServerProcess:
-    """Start ``cmt server`` and wait until it answers; the caller stops it."""
+    """Start ``cmt server`` and wait until it answers; the caller stops it.
+
+    ``public_url`` is what goes into boot scripts (default: the loopback URL the tests use), e.g. the
+    address a QEMU guest reaches the server at through a guestfwd.
+    """
     data = tmp / "data"
     live = data / "live"
     live.mkdir(parents=True, exist_ok=True)
@@ -157,7 +162,7 @@ def start_server(
         "data_dir": data,
         "workers": workers,
         "threads": threads,
-        "public_url": url,
+        "public_url": public_url or url,
     }
     settings = load_settings(
         config, env={k: v for k, v in child_env.items() if k != "CMT_CONFIG"}, overrides=overrides
@@ -169,7 +174,7 @@ def start_server(
     argv = [
         sys.executable, "-m", "cmt_slurm", "server",
         "--bind", f"127.0.0.1:{port}", "--db", db_url, "--catalogue", str(catalogue_dir),
-        "--data", str(data), "--workers", str(workers), "--threads", str(threads), "--public-url", url,
+        "--data", str(data), "--workers", str(workers), "--threads", str(threads), "--public-url", public_url or url,
     ]  # fmt: skip
     log = tmp / "server.log"
     with log.open("wb") as out:
