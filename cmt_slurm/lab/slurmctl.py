@@ -13,6 +13,7 @@ sbatch) on the lab host use a client copy of slurm.conf naming the socket (``Aut
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import os
 import secrets
@@ -24,8 +25,9 @@ from typing import TYPE_CHECKING
 
 from ..errors import BackendError
 from ..runner import CommandResult, SubprocessRunner
-from ..slurm.client import PrefixedRunner, SlurmCli
+from ..slurm.client import NodeInfo, PrefixedRunner, SlurmCli
 from . import procs
+from .services import cmt_argv
 
 if TYPE_CHECKING:
     from ..catalogue import Catalogue
@@ -169,7 +171,16 @@ def slurmd_defaults(ctl_addr: str) -> str:
     )
 
 
-def site_files(munge_key: bytes, ctl_addr: str, wrappers: Mapping[str, str]) -> list[dict[str, str | None]]:
+#: Lab only: root logs in on the serial console without a password (``cmt lab console NODE``).
+AUTOLOGIN = """[Service]
+ExecStart=
+ExecStart=-/sbin/agetty --autologin root --keep-baud 115200,57600,38400,9600 %I $TERM
+"""
+
+
+def site_files(
+    munge_key: bytes, ctl_addr: str, wrappers: Mapping[str, str], *, console_autologin: bool = False
+) -> list[dict[str, str | None]]:
     """The plan's ``files`` for every node of the lab (docs/dev/contracts.md, Plan)."""
 
     def item(path: str, data: bytes, mode: str, owner: str | None) -> dict[str, str | None]:
@@ -180,6 +191,9 @@ def site_files(munge_key: bytes, ctl_addr: str, wrappers: Mapping[str, str]) -> 
         item("/etc/default/slurmd", slurmd_defaults(ctl_addr).encode(), "0644", None),
     ]
     files += [item(f"{WRAPPER_DIR}/{name}", text.encode(), "0755", None) for name, text in wrappers.items()]
+    if console_autologin:
+        getty = "/etc/systemd/system/serial-getty@ttyS0.service.d/cmt-lab-autologin.conf"
+        files.append(item(getty, AUTOLOGIN.encode(), "0644", None))
     return files
 
 
@@ -201,11 +215,19 @@ def cmt_config_files(catalogue: Catalogue) -> tuple[dict[str, str], dict[str, st
 class LabController:
     """munged + slurmctld for a ``Lab``; started by ``start`` (a ``Lab.up`` hook), stopped by ``lab.down``."""
 
-    def __init__(self, lab: Lab, nodes: Sequence[LabNode], *, cgroup_conf: str | None = CGROUP_CONF):
+    def __init__(
+        self,
+        lab: Lab,
+        nodes: Sequence[LabNode],
+        *,
+        cgroup_conf: str | None = CGROUP_CONF,
+        console_autologin: bool = True,
+    ):
         self.lab = lab
         self.nodes = list(nodes)
         #: None: serve no cgroup.conf (slurmd autodetects; for slurmd outside VMs, on the host's cgroups).
         self.cgroup_conf = cgroup_conf
+        self.console_autologin = console_autologin
         self.layout = ControllerLayout(lab.workdir / "slurm")
         self.addr = lab.net.host_ip
 
@@ -242,7 +264,9 @@ class LabController:
         server = slurm_conf(lay, self.addr, self.nodes, cmt_conf)
         _write(lay.slurm_conf, server, 0o644)
         _write(lay.client_conf, client_conf(server, lay.munge_socket), 0o644)
-        files = site_files(lay.munge_key.read_bytes(), self.addr, wrappers)
+        files = site_files(
+            lay.munge_key.read_bytes(), self.addr, wrappers, console_autologin=self.console_autologin
+        )
         _write(lay.site_files, json.dumps(files, indent=1) + "\n", 0o600)
 
     def start(self, lab: Lab | None = None, timeout: float = 60.0) -> None:
@@ -264,6 +288,23 @@ class LabController:
              "slurmctld", "-D", "-i", "-f", str(lay.slurm_conf)],
         )  # fmt: skip
         procs.wait_for(self.ping, timeout, "waiting for slurmctld to answer scontrol ping", ctl, interval=0.5)
+        if lab.state.processes.get("server") is not None:
+            self.start_watcher(lab)
+
+    def start_watcher(self, lab: Lab) -> procs.ProcRecord | None:
+        """``cmt slurm watch`` in the namespace: drains nodes the server marks failed, requeues their jobs.
+
+        Returns None (and starts nothing) when this checkout has no watcher yet.
+        """
+        if importlib.util.find_spec("cmt_slurm.slurm.watch") is None:
+            return None
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("CMT_")},
+            "SLURM_CONF": str(self.layout.client_conf),
+            "CMT_SERVER_URL": lab.server_url,
+            "CMT_TOKEN": lab.admin_token(),
+        }
+        return lab.start_service("slurm-watch", cmt_argv("slurm", "watch", "--interval", "2"), env=env)
 
     # -- clients ------------------------------------------------------------------------------------
     def client_argv(self, argv: Sequence[str]) -> list[str]:
@@ -291,13 +332,17 @@ class LabController:
             )
         return int(res.stdout.strip().split(";")[0])
 
-    def wait_nodes_idle(self, names: Sequence[str], timeout: float) -> None:
-        """Until every node in ``names`` is registered, idle and usable. :raises BackendError: timeout."""
+    def wait_nodes_idle(self, names: Sequence[str], timeout: float, active: Sequence[str] = ()) -> None:
+        """Until every node in ``names`` is registered, idle, usable, and has the ``active`` features
+        (the helper's answer arrives a moment after the node responds). :raises BackendError: timeout."""
         cli = self.client()
+
+        def ready(n: NodeInfo) -> bool:
+            return n.usable and n.state == "idle" and set(active) <= set(n.active_features)
 
         def ok() -> bool:
             nodes = {n.name: n for n in cli.nodes()}
-            return all(w in nodes and nodes[w].usable and nodes[w].state == "idle" for w in names)
+            return all(w in nodes and ready(nodes[w]) for w in names)
 
         deadline = time.monotonic() + timeout
         while not ok():

@@ -71,6 +71,7 @@ def test_configless_slurmd_gets_conf_and_helpers_from_the_lab_controller(lab: La
         "/etc/default/slurmd",
         "/usr/local/sbin/cmt-node-helper",
         "/usr/local/sbin/cmt-node-reboot",
+        "/etc/systemd/system/serial-getty@ttyS0.service.d/cmt-lab-autologin.conf",
     }
     assert (files["/etc/munge/munge.key"]["mode"], files["/etc/munge/munge.key"]["owner"]) == (
         "0400",
