@@ -59,7 +59,7 @@ def server(  # noqa: PLR0917 - one parameter per flag, as click passes them
         return
     settings = cli.with_overrides()
     click.echo(
-        f"cmt server: listening on {settings.bind}, {settings.workers} workers x {settings.threads} threads,"
+        f"cmt server: starting on {settings.bind}, {settings.workers} workers x {settings.threads} threads,"
         f" db {safe_url(settings.effective_db_url)}, catalogue {settings.catalogue_dir}",
         err=True,
     )
@@ -70,15 +70,63 @@ def server(  # noqa: PLR0917 - one parameter per flag, as click passes them
 
 
 @server.command("dnsmasq-config")
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write to this file instead of stdout.")
+@click.option("--interface", required=True, help="Provisioning interface dnsmasq serves (only that one).")
+@click.option(
+    "--dhcp-range", required=True, metavar="START,END[,MASK][,LEASE]", help="e.g. 10.0.0.100,10.0.0.200,12h"
+)
+@click.option("--router", metavar="IP", help="Default gateway handed out (none: no route).")
+@click.option("--dns", "dns_servers", multiple=True, metavar="IP", help="DNS server handed out (repeatable).")
+@click.option(
+    "--host", "hosts", multiple=True, metavar="MAC,IP[,NAME]", help="Fixed address for a MAC (repeatable)."
+)
+@click.option("--tftp-root", type=click.Path(path_type=Path), help="Where undionly.kpxe and ipxe.efi are.")
+@click.option("--lease-file", type=click.Path(path_type=Path), help="dnsmasq lease file.")
+@click.option("--pid-file", type=click.Path(path_type=Path), help="dnsmasq pid file.")
+@click.option("--authoritative", is_flag=True, help="Answer as the only DHCP server on the network.")
+@click.option("--log-dhcp", is_flag=True, help="Log every DHCP transaction.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write here instead of stdout.")
 @pass_cli
-def dnsmasq_config(cli: CliContext, output: Path | None) -> None:
-    """Print a dnsmasq.conf: DHCP, TFTP for non-iPXE firmware, and the HTTP script URL for iPXE."""
-    from ..dnsmasq import render_dnsmasq_conf  # noqa: PLC0415 - not needed to run the server
+def dnsmasq_config(  # noqa: PLR0917 - one parameter per flag, as click passes them
+    cli: CliContext,
+    interface: str,
+    dhcp_range: str,
+    router: str | None,
+    dns_servers: tuple[str, ...],
+    hosts: tuple[str, ...],
+    tftp_root: Path | None,
+    lease_file: Path | None,
+    pid_file: Path | None,
+    authoritative: bool,
+    log_dhcp: bool,
+    output: Path | None,
+) -> None:
+    """Print a dnsmasq.conf: DHCP, TFTP iPXE for firmware PXE, and this server's script URL for iPXE."""
+    # Late: not needed to run the server.
+    from ..dnsmasq import DnsmasqConfig, render_dnsmasq_conf, static_hosts  # noqa: PLC0415
 
-    text = render_dnsmasq_conf(cli.with_overrides())
+    options: dict[str, object] = {
+        "router": router,
+        "dns_servers": dns_servers,
+        "authoritative": authoritative,
+        "log_dhcp": log_dhcp,
+        "hosts": static_hosts([_host(h) for h in hosts]),
+    }
+    for key, value in (("tftp_root", tftp_root), ("lease_file", lease_file), ("pid_file", pid_file)):
+        if value is not None:
+            options[key] = value
+    cfg = DnsmasqConfig.from_settings(cli.settings, interface=interface, dhcp_range=dhcp_range, **options)
+    text = render_dnsmasq_conf(cfg)
     if output is None:
         click.echo(text, nl=False)
     else:
         output.write_text(text)
         click.echo(f"wrote {output}", err=True)
+
+
+def _host(text: str) -> tuple[str, str] | tuple[str, str, str]:
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) == 2:
+        return parts[0], parts[1]
+    if len(parts) == 3:
+        return parts[0], parts[1], parts[2]
+    raise click.BadParameter(f"{text!r} is not MAC,IP[,NAME]", param_hint="--host")
