@@ -1,15 +1,15 @@
-"""The rendered scripts run in Debian's real iPXE (1.0.0+git-20190125) inside QEMU (TCG).
+"""The rendered scripts run in Debian's real iPXE (1.0.0+git-20190125) inside QEMU (TCG), BIOS and UEFI.
 
-One VM boots `ipxe.lkrn`; QEMU's user network (restrict=on) hands it a DHCP filename with the same
-`${...}` query the dnsmasq config uses, and a guestfwd sends every HTTP connection to 10.0.2.100:80 to
+One VM boots `ipxe.lkrn` under SeaBIOS (or `ipxe.efi` under OVMF, Debian's ovmf package); QEMU's user
+network (restrict=on) hands it a DHCP filename with the same `${...}` query the dnsmasq config uses, and a guestfwd sends every HTTP connection to 10.0.2.100:80 to
 a one-shot responder process that logs the request and answers from a directory. Each fetch of
 /boot/ipxe gets the next script of a sequence, so one boot walks through:
 
 1. ``unknown``: prints the MAC, waits, asks again (``chain --replace``);
 2. ``wait``: prints the reason, asks again;
 3. ``reimage`` with a kernel URL that answers 404: two attempts, the labelled error, then asks again;
-4. ``reimage`` that works: kernel (iPXE's own ipxe.lkrn stands in for the live kernel) + initrd + boot;
-   the booted "kernel" shows the command line it received;
+4. ``reimage`` that works: kernel (the same iPXE binary stands in for the live kernel) + initrd + boot;
+   under BIOS the booted "kernel" shows the command line it received;
 5. ``local``: ``exit`` hands back to the firmware, which tries its next boot devices.
 
 This proves that every command the templates use (`inc`, `iseq`, `set ...:int32`, `sleep`,
@@ -35,6 +35,9 @@ from cmt_slurm.ipxe import BOOT_QUERY, LocalBoot, ReimageBoot, UnknownMac, WaitB
 pytestmark = pytest.mark.qemu
 
 IPXE_LKRN = Path("/usr/lib/ipxe/ipxe.lkrn")
+IPXE_EFI = Path("/usr/lib/ipxe/ipxe.efi")
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 SERVER = "http://10.0.2.100"
 MAC = "52:54:00:12:34:56"  # QEMU's default for the first NIC
 
@@ -111,16 +114,20 @@ def boot_sector(message: bytes) -> bytes:
 
 
 def boot_vm(
-    tmp_path: Path, scripts: list[str], until: str, disk: bytes | None = None
+    tmp_path: Path, scripts: list[str], until: str, disk: bytes | None = None, firmware: str = "bios"
 ) -> tuple[str, list[str]]:
-    """Boot ipxe.lkrn; the n-th fetch of /boot/ipxe gets ``scripts[n-1]``. Returns (console, requests)."""
-    if shutil.which("qemu-system-x86_64") is None or not IPXE_LKRN.is_file():
+    """Boot iPXE (``bios``: SeaBIOS + ipxe.lkrn; ``efi``: OVMF + ipxe.efi); the n-th fetch of /boot/ipxe
+    gets ``scripts[n-1]``, and /boot/live/vmlinuz is that same iPXE binary. Returns (console, requests)."""
+    ipxe = IPXE_LKRN if firmware == "bios" else IPXE_EFI
+    if shutil.which("qemu-system-x86_64") is None or not ipxe.is_file():
         pytest.skip("needs qemu-system-x86 and ipxe (run scripts/install-deps)")
+    if firmware == "efi" and not (OVMF_CODE.is_file() and OVMF_VARS.is_file()):
+        pytest.skip("needs Debian's ovmf package for the UEFI boot")
     state = tmp_path / "state"
     (state / "files").mkdir(parents=True)
     for i, script in enumerate(scripts, 1):
         (state / f"boot{i}.ipxe").write_text(script)
-    shutil.copy(IPXE_LKRN, state / "files" / "boot_live_vmlinuz")
+    shutil.copy(ipxe, state / "files" / "boot_live_vmlinuz")
     (state / "files" / "boot_live_initrd.img").write_bytes(b"not a real initrd\n")
     responder = tmp_path / "responder.py"
     responder.write_text(RESPONDER)
@@ -134,12 +141,18 @@ def boot_vm(
     )
     cmd = [
         "qemu-system-x86_64",
-        *("-accel", "tcg", "-m", "256", "-display", "none", "-no-reboot"),
-        *("-serial", f"file:{serial}", "-kernel", str(IPXE_LKRN)),
-        *("-fw_cfg", f"name=etc/sercon-port,file={sercon}"),
+        *("-accel", "tcg", "-m", "512", "-display", "none", "-no-reboot"),
+        *("-serial", f"file:{serial}", "-kernel", str(ipxe)),
         *("-smbios", "type=1,serial=A B/7"),
         *("-netdev", netdev, "-device", "virtio-net-pci,netdev=n0"),
     ]
+    if firmware == "bios":
+        cmd += ["-fw_cfg", f"name=etc/sercon-port,file={sercon}"]
+    else:
+        # OVMF starts an EFI application given as -kernel; its console is on the serial port already
+        shutil.copy(OVMF_VARS, tmp_path / "vars.fd")
+        cmd += ["-machine", "q35", "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}"]
+        cmd += ["-drive", f"if=pflash,format=raw,file={tmp_path / 'vars.fd'}"]
     if disk is not None:
         image = tmp_path / "disk.img"
         image.write_bytes(disk.ljust(1 << 20, b"\0"))
@@ -162,8 +175,14 @@ def boot_vm(
     return text, log
 
 
-@pytest.fixture
-def qemu_run(tmp_path: Path) -> tuple[str, list[str]]:
+#: per firmware: what `exit` from the local script leads to (no disk attached), and ${buildarch}.
+#: SeaBIOS runs out of boot devices; under UEFI control returns through the iPXE that step 4 booted to
+#: the one OVMF started, whose autoboot then ends (OVMF's next boot option follows, slowly under TCG).
+END = {"bios": ("No bootable device", "i386"), "efi": ("No more network devices", "x86_64")}
+
+
+@pytest.fixture(params=["bios", "efi"])
+def qemu_run(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, list[str], str]:
     scripts = [
         render_ipxe(UnknownMac(server_url=SERVER, mac=MAC, retry_delay=1)),
         render_ipxe(WaitBoot(server_url=SERVER, node="node-7", reason="2 reimages running", retry_delay=1)),
@@ -171,8 +190,9 @@ def qemu_run(tmp_path: Path) -> tuple[str, list[str]]:
         render_ipxe(reimage("/boot/live/vmlinuz")),
         render_ipxe(LocalBoot(server_url=SERVER, node="node-7")),
     ]
-    # the last step: local's `exit`, then the firmware runs out of boot devices (there is no disk)
-    return boot_vm(tmp_path, scripts, "No bootable device")
+    firmware = str(request.param)
+    text, log = boot_vm(tmp_path, scripts, END[firmware][0], firmware=firmware)
+    return text, log, firmware
 
 
 @pytest.mark.parametrize("method", ["exit", "sanboot"])
@@ -186,8 +206,9 @@ def test_local_boot_reaches_the_disk(tmp_path: Path, method: str) -> None:
     assert "ERROR" not in text
 
 
-def test_scripts_run_in_debian_ipxe(qemu_run: tuple[str, list[str]]) -> None:
-    text, log = qemu_run
+def test_scripts_run_in_debian_ipxe(qemu_run: tuple[str, list[str], str]) -> None:
+    text, log, firmware = qemu_run
+    end, arch = END[firmware]
     paths = [line.split(" ")[1].split("?")[0] for line in log]
     assert paths == [
         "/boot/ipxe",  # 1 unknown
@@ -198,13 +219,13 @@ def test_scripts_run_in_debian_ipxe(qemu_run: tuple[str, list[str]]) -> None:
         "/boot/ipxe",  # 4 reimage that boots
         "/boot/live/vmlinuz",
         "/boot/live/initrd.img",
-        "/boot/ipxe",  # 5 local, fetched by the NIC's own iPXE ROM after the booted "kernel" gave up
+        "/boot/ipxe",  # 5 local, fetched again by the iPXE that step 4 booted (BIOS: via the NIC ROM)
     ]
     # iPXE filled in the query itself; the serial number needed :uristring for its space
     query = log[0].split(" ")[1].split("?")[1]
     assert query.startswith("mac=52%3A54%3A00%3A12%3A34%3A56&uuid=")
     assert "&serial=A%20B" in query
-    assert query.endswith("&arch=i386")
+    assert query.endswith(f"&arch={arch}")
 
     expected_in_order = [
         f"cmt: this machine (MAC {MAC}) is not known to the boot server {SERVER}",
@@ -214,11 +235,13 @@ def test_scripts_run_in_debian_ipxe(qemu_run: tuple[str, list[str]]) -> None:
         f"cmt: ERROR: could not download the live kernel {SERVER}/boot/live/missing (2 attempts)",
         "cmt: asking the boot server again in 1 s",
         "cmt: starting the live reimager",
-        # ipxe.lkrn runs its command line as a script: proof that the kernel got ours, expanded
-        f"cmt.server={SERVER}: command not found",
+        "iPXE initialising devices",  # the image booted as the live kernel starts
         "cmt: node-7: booting from the local disk (next boot device)",
-        "No bootable device",
+        end,  # the firmware went on to its next boot device
     ]
+    if firmware == "bios":
+        # ipxe.lkrn runs its command line as a script: proof that the kernel got ours
+        expected_in_order.insert(8, f"cmt.server={SERVER}: command not found")
     pos = 0
     for needle in expected_in_order:
         found = text.find(needle, pos)
