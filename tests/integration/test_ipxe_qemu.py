@@ -1,8 +1,9 @@
 """The rendered scripts run in Debian's real iPXE (1.0.0+git-20190125) inside QEMU (TCG), BIOS and UEFI.
 
 One VM boots `ipxe.lkrn` under SeaBIOS (or `ipxe.efi` under OVMF, Debian's ovmf package); QEMU's user
-network (restrict=on) hands it a DHCP filename with the same `${...}` query the dnsmasq config uses, and a guestfwd sends every HTTP connection to 10.0.2.100:80 to
-a one-shot responder process that logs the request and answers from a directory. Each fetch of
+network (restrict=on) hands it a DHCP filename with the same `${...}` query the dnsmasq config uses,
+and a guestfwd sends every HTTP connection to 10.0.2.100:80 to a one-shot responder process that logs
+the request and answers from a directory. Each fetch of
 /boot/ipxe gets the next script of a sequence, so one boot walks through:
 
 1. ``unknown``: prints the MAC, waits, asks again (``chain --replace``);
