@@ -156,10 +156,16 @@ def test_qcow2_with_a_backing_file_is_refused(lab: Lab, lab_images: LabImages, t
 
 def test_server_dying_mid_transfer_is_survived(lab: Lab, lab_images: LabImages) -> None:
     lab.api().drain_cleared(NODE)
-    lab.api().set_target(NODE, lab_images.a.name)
+    dep = lab.api().set_target(NODE, lab_images.a.name)["deployment"]
     log = _reboot_through_firmware(lab)
     log.wait_for(r"cmt-agent: stage transfer:", BOOT_TIMEOUT, fail=AGENT_FAILED)
-    lab.stop_service("server")  # mid-transfer: the agent sees its connection reset or refused
+
+    def bytes_flowing() -> bool:
+        d = lab.api().deployment(int(dep["id"]))
+        return d["stage"] != "transfer" or bool(d["progress_bytes"])
+
+    wait_until(bytes_flowing, 120, "the first progress report", interval=0.2)
+    lab.stop_service("server")  # mid-transfer: the agent's download and reports meet a dead server
     time.sleep(4)
     lab.restart_server()
     _os_up(log, lab_images.a.os_version)
