@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -61,46 +60,45 @@ def alive(rec: ProcRecord) -> bool:
     return start_ticks(rec.pid) == rec.start_ticks
 
 
-def spawn(
-    name: str,
-    argv: Sequence[str],
-    log: Path,
-    *,
-    env: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
-) -> ProcRecord:
-    """Start ``argv`` detached, stdout+stderr appended to ``log``.
+def spawn(name: str, argv: Sequence[str], log: Path, *, env: Mapping[str, str] | None = None) -> ProcRecord:
+    """Start ``argv`` detached (own session), stdout+stderr appended to ``log``.
 
+    ``posix_spawnp``, not ``subprocess``: the lab outlives the Python object that started it, and a
+    ``Popen`` dropped while its process runs is a warning (an error under pytest) for no benefit.
     :raises BackendError: the program is missing or exited at once.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        try:
-            proc = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=dict(env) if env is not None else None,
-                cwd=cwd,
-                start_new_session=True,
-            )
-        except FileNotFoundError:
-            raise BackendError(
-                f"lab: cannot start {name}: {argv[0]} not found", hint="run scripts/install-deps"
-            ) from None
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+        (os.POSIX_SPAWN_DUP2, 1, 2),
+    ]
+    try:
+        pid = os.posix_spawnp(
+            argv[0],
+            list(argv),
+            dict(env) if env is not None else dict(os.environ),
+            file_actions=actions,
+            setsid=True,
+        )
+    except FileNotFoundError:
+        raise BackendError(
+            f"lab: cannot start {name}: {argv[0]} not found", hint="run scripts/install-deps"
+        ) from None
     ticks = None
     for _ in range(50):
-        ticks = start_ticks(proc.pid)
+        ticks = start_ticks(pid)
         if ticks is not None:
             break
         time.sleep(0.01)
-    if ticks is None or proc.poll() is not None:
+    time.sleep(0.05)
+    done, _status = os.waitpid(pid, os.WNOHANG)
+    if ticks is None or done:
         tail = log.read_text(errors="replace").strip().splitlines()[-3:]
         raise BackendError(
             f"lab: {name} exited at once: {' / '.join(tail) or 'no output'}", hint=f"see {log}"
         )
-    return ProcRecord(name, proc.pid, ticks, tuple(argv), str(log))
+    return ProcRecord(name, pid, ticks, tuple(argv), str(log))
 
 
 def stop(rec: ProcRecord, timeout: float = 10.0, sig: int = signal.SIGTERM) -> bool:
