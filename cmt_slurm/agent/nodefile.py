@@ -17,7 +17,6 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,20 +56,39 @@ def write_json_atomic(path: Path, data: Any, mode: int = 0o600) -> None:
     os.replace(tmp, path)
 
 
-@dataclass
 class Request:
-    features: list[str] = field(default_factory=list)
-    #: Epoch seconds of the first helper call of this request.
-    since: float = 0.0
-    #: Whether the server accepted it, and its deployment id (set by the helper or the reboot hook).
-    sent: bool = False
-    deployment: int | None = None
-    #: The one-time deployment token the server returned with the deployment.
-    token: str | None = None
-    error: str | None = None
+    """What the helper calls of one reboot recorded (a plain class: dataclasses costs the helper ~5 ms)."""
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: not hashable
+
+    def __init__(
+        self,
+        features: list[str] | None = None,
+        *,
+        since: float = 0.0,
+        sent: bool = False,
+        deployment: int | None = None,
+        token: str | None = None,
+        error: str | None = None,
+    ):
+        self.features = features if features is not None else []
+        #: Epoch seconds of the first helper call of this request.
+        self.since = since
+        #: Whether the server accepted it, and its deployment (set by the helper or the reboot hook).
+        self.sent = sent
+        self.deployment = deployment
+        #: The one-time deployment token the server returned with the deployment.
+        self.token = token
+        self.error = error
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Request) and self.__dict__ == other.__dict__
+
+    def __repr__(self) -> str:
+        return f"Request({self.__dict__!r})"
 
     @classmethod
     def from_json(cls, data: Any) -> Request:
@@ -79,7 +97,7 @@ class Request:
         feats = [str(f) for f in data.get("features") or [] if f]
         dep = data.get("deployment")
         return cls(
-            features=feats,
+            feats,
             since=float(data.get("since") or 0.0),
             sent=bool(data.get("sent")),
             deployment=int(dep) if isinstance(dep, int) else None,

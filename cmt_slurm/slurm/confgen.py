@@ -46,6 +46,14 @@ class ConfigOptions:
     exec_time_s: int = 10
     #: PrologEpilogTimeout in prolog mode; 0 means: the same as ResumeTimeout.
     prolog_timeout_s: int = 0
+    #: helpers mode: also run ``cmt slurm prolog-ctld`` as PrologSlurmctld, so a job whose nodes were
+    #: rebooted starts as soon as they are back instead of at slurmctld's next 30 s pass.
+    fast_start: bool = True
+    #: Exported by the controller-side wrappers (slurmctld gives its scripts neither variable).
+    slurm_conf: str | None = None
+    cmt_config: str | None = None
+    #: ``default``: add EpilogSlurmctld, which returns nodes to the site default image once idle.
+    epilog_policy: str = "keep"
 
 
 def image_feature(name: str) -> str:
@@ -82,9 +90,26 @@ def resume_timeout(catalogue: Catalogue, bandwidth_mbps: float, overhead_s: int)
     return int(math.ceil(seconds / 60) * 60)
 
 
-def _wrapper(command: str, *args: str) -> str:
+def _helper_wrapper(node_command: str) -> str:
+    # slurmd runs the helper once per Feature line at every start (a comma list per line is refused by
+    # 22.05), so its start-up time counts: run the module with cmt-node's own interpreter (the shebang
+    # of the console script), falling back to cmt-node itself when that is not a Python.
+    cmd = shlex.quote(node_command)
+    return (
+        f"#!/bin/sh\n# {HEADER}\n"
+        f"read -r shebang < {cmd} 2>/dev/null || shebang=\n"
+        'py=${shebang#"#!"}\n'
+        'case "$py" in\n'
+        '  */python*) exec $py -I -m cmt_slurm.agent.hooks_helper "$@" ;;\n'
+        "esac\n"
+        f'exec {cmd} helper "$@"\n'
+    )
+
+
+def _wrapper(command: str, *args: str, env: dict[str, str | None] | None = None) -> str:
     argv = " ".join(shlex.quote(a) for a in (command, *args))
-    return f'#!/bin/sh\n# {HEADER}\nexec {argv} "$@"\n'
+    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in (env or {}).items() if v)
+    return f'#!/bin/sh\n# {HEADER}\n{exports}exec {argv} "$@"\n'
 
 
 @dataclass(frozen=True)
@@ -142,9 +167,12 @@ def generate(catalogue: Catalogue, opts: ConfigOptions) -> SlurmConfig:
     wrappers: dict[str, str] = {}
     slurm = [f"# {HEADER}", f"# mode: {opts.mode}", "JobSubmitPlugins=lua"]
     helpers = ""
+    ctld_env: dict[str, str | None] = {"SLURM_CONF": opts.slurm_conf, "CMT_CONFIG": opts.cmt_config}
+    # Both modes: `scontrol reboot` (cmt node reimage, the epilog's return to default) goes through it.
+    wrappers["cmt-node-reboot"] = _wrapper(opts.node_command, "reboot")
+    slurm.append(f"RebootProgram={wdir / 'cmt-node-reboot'}")
     if opts.mode == "helpers":
-        wrappers["cmt-node-helper"] = _wrapper(opts.node_command, "helper")
-        wrappers["cmt-node-reboot"] = _wrapper(opts.node_command, "reboot")
+        wrappers["cmt-node-helper"] = _helper_wrapper(opts.node_command)
         helper = wdir / "cmt-node-helper"
         features = [*voc.os, *voc.libc, *voc.extra, *sorted(images.values())]
         lines = [f"# {HEADER}"]
@@ -154,22 +182,22 @@ def generate(catalogue: Catalogue, opts: ConfigOptions) -> SlurmConfig:
             lines.append("MutuallyExclusive=" + ",".join(sorted(images.values())))
         lines += [f"ExecTime={opts.exec_time_s}", f"BootTime={timeout}"]
         helpers = "\n".join(lines) + "\n"
-        slurm += [
-            "NodeFeaturesPlugins=node_features/helpers",
-            f"RebootProgram={wdir / 'cmt-node-reboot'}",
-            f"ResumeTimeout={timeout}",
-        ]
+        slurm += ["NodeFeaturesPlugins=node_features/helpers", f"ResumeTimeout={timeout}"]
+        if opts.fast_start:
+            wrappers["cmt-prolog-ctld"] = _wrapper(opts.cmt_command, "slurm", "prolog-ctld", env=ctld_env)
+            slurm += [f"PrologSlurmctld={wdir / 'cmt-prolog-ctld'}", f"PrologEpilogTimeout={timeout}"]
         node_features = ""  # all changeable; hardware features are the site's to add
     else:
-        wrappers["cmt-prolog-ctld"] = _wrapper(opts.cmt_command, "slurm", "prolog-ctld")
-        wrappers["cmt-epilog-ctld"] = _wrapper(opts.cmt_command, "slurm", "epilog")
+        wrappers["cmt-prolog-ctld"] = _wrapper(opts.cmt_command, "slurm", "prolog-ctld", env=ctld_env)
         slurm += [
             f"PrologSlurmctld={wdir / 'cmt-prolog-ctld'}",
-            f"EpilogSlurmctld={wdir / 'cmt-epilog-ctld'}",
             f"PrologEpilogTimeout={opts.prolog_timeout_s or timeout}",
             f"ResumeTimeout={timeout}",
         ]
         node_features = ",".join([*voc.all, *sorted(images.values())])
+    if opts.epilog_policy == "default":
+        wrappers["cmt-epilog-ctld"] = _wrapper(opts.cmt_command, "slurm", "epilog", env=ctld_env)
+        slurm.append(f"EpilogSlurmctld={wdir / 'cmt-epilog-ctld'}")
     if node_features:
         slurm.append(f"# NodeName lines: Features={node_features}")
     return SlurmConfig(

@@ -72,6 +72,8 @@ class NodeSpec:
     #: ``Features=`` of its NodeName line (empty: none).
     features: str = ""
     cpus: int = 1
+    #: Extra environment of this node's slurmd (its helper and RebootProgram inherit it).
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -234,9 +236,13 @@ class MiniCluster:
         return ["slurmd", "-N", name]
 
     def start_slurmd(self, name: str, boot: bool = False) -> None:
+        spec = next(n for n in self.nodes if n.name == name)
         env = {
+            **spec.env,
             "CMT_LAB_SLURMD_ARGV": json.dumps(self.slurmd_argv(name)),
             "CMT_LAB_SLURMD_PIDFILE": str(self.root / "run" / f"slurmd-{name}.pid"),
+            # A test writes "<stage>: <message>" there to make this node's next lab reimage fail.
+            "CMT_LAB_FAIL": str(self.node_dir(name) / "lab-fail"),
         }
         argv = [
             "unshare", "--mount", "--uts", "--propagation", "private", "--",
@@ -322,7 +328,12 @@ class MiniCluster:
         return list(json.loads(self.run("squeue", "--json").stdout)["jobs"])
 
     def wait_controller(self, timeout: float) -> None:
+        ctl = self._procs[-1]
+
         def up() -> bool:
+            if ctl.poll() is not None:
+                log = (self.log_dir / "slurmctld.log").read_text(errors="replace").splitlines()[-8:]
+                raise RuntimeError(f"slurmctld exited {ctl.returncode}:\n" + "\n".join(log))
             return self.run("scontrol", "ping", check=False, timeout=10).stdout.find("UP") >= 0
 
         _wait_for(up, timeout, "slurmctld to answer scontrol ping", self.log_dir / "slurmctld.log")

@@ -38,12 +38,22 @@ def cmt(
     return proc
 
 
-def generate(conf_dir: Path, mode: str = "helpers", catalogue: Path = CATALOGUE, **env: str) -> CmtConf:
+def generate(
+    conf_dir: Path,
+    mode: str = "helpers",
+    catalogue: Path = CATALOGUE,
+    *,
+    cmt_config: Path | None = None,
+    fast_start: bool = True,
+    **env: str,
+) -> CmtConf:
     """Run ``cmt slurm config --out`` into a scratch dir; wrappers are installed in ``conf_dir``."""
     out = conf_dir.parent / f"generated-{mode}"
+    extra = ["--cmt-config", str(cmt_config)] if cmt_config else []
     proc = cmt(
         "slurm", "config", "--catalogue", str(catalogue), "--mode", mode, "--out", str(out),
-        "--wrapper-dir", str(conf_dir),
+        "--wrapper-dir", str(conf_dir), "--slurm-conf", str(conf_dir / "slurm.conf"), *extra,
+        "--fast-start" if fast_start else "--no-fast-start",
         env={"CMT_NODE_COMMAND": str(CMT_NODE), "CMT_CMT_COMMAND": str(Path(sys.executable).with_name("cmt")),
              "CMT_REIMAGE_OVERHEAD_S": "60", **env},
     )  # fmt: skip
