@@ -138,6 +138,7 @@ def start_server(
     env: dict[str, str] | None = None,
     toml: str = "",
     public_url: str | None = None,
+    access_log: bool = True,
 ) -> ServerProcess:
     """Start ``cmt server`` and wait until it answers; the caller stops it.
 
@@ -176,6 +177,8 @@ def start_server(
         "--bind", f"127.0.0.1:{port}", "--db", db_url, "--catalogue", str(catalogue_dir),
         "--data", str(data), "--workers", str(workers), "--threads", str(threads), "--public-url", public_url or url,
     ]  # fmt: skip
+    if not access_log:
+        argv.append("--no-access-log")
     log = tmp / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=child_env, cwd=tmp)
