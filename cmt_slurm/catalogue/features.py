@@ -14,6 +14,7 @@ nodes already running it and Slurm prefers them over reimaging.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -33,17 +34,22 @@ def os_tag_problem(tag: str) -> str | None:
         return None
     better = re.sub(r"[^A-Za-z0-9_.]+", "_", tag).strip("_.") or "rocky9"
     return (
-        f'"{tag}" cannot be a Slurm feature (os={tag}): os tags are letters, digits, "_" and "." '
+        f'{_shown(tag)} cannot be a Slurm feature (os={tag}): os tags are letters, digits, "_" and "." '
         f"(write e.g. {better}, rocky9 or el9_4)"
     )
+
+
+def _shown(text: str) -> str:
+    """Quoted, with control characters escaped, so an error stays one line whatever the input held."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 def feature_name_problem(name: str) -> str | None:
     """Why ``name`` cannot be an extra static feature, or None."""
     if any(name.startswith(p) for p in RESERVED_PREFIXES):
-        return f'"{name}" starts with {name.partition("=")[0]}=, which the catalogue sets itself'
+        return f'{_shown(name)} starts with {name.partition("=")[0]}=, which the catalogue sets itself'
     if not SLURM_FEATURE.fullmatch(name):
-        return f'"{name}" is not a valid Slurm feature name ([A-Za-z_=][A-Za-z0-9_.=]*)'
+        return f"{_shown(name)} is not a valid Slurm feature name ([A-Za-z_=][A-Za-z0-9_.=]*)"
     return None
 
 
