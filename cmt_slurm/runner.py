@@ -181,6 +181,8 @@ def _communicate(
                     if line.strip():
                         on_output(line)
     sel.close()
+    proc.stdout.close()
+    proc.stderr.close()
     if pending.strip():
         on_output(pending)
     rc = proc.wait()
