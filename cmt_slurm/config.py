@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import BadInput, ConfigError
 
 ENV_PREFIX = "CMT_"
 DEFAULT_CONFIG_PATH = Path("/etc/cmt/cmt.toml")
@@ -58,6 +58,9 @@ class Settings:
     image_serving: str = "direct"
     #: Prefix nginx maps to the catalogue directory in ``x-accel`` mode.
     x_accel_prefix: str = "/protected-images/"
+    #: How the iPXE ``local`` script boots the installed disk: ``exit`` (back to the firmware's next boot
+    #: entry; BIOS and UEFI) or ``sanboot`` (BIOS drive 0x80, for firmware that does not fall through).
+    local_boot: str = "exit"
     #: What an unknown MAC gets: the live env in discovery mode, or a script that shows its MAC and retries.
     unknown_mac: str = "discover"
     #: Deployments allowed in the transfer stage at once (image bandwidth is the limit).
@@ -98,6 +101,7 @@ class Settings:
 _CHOICES: dict[str, tuple[str, ...]] = {
     "image_serving": ("direct", "x-accel", "external"),
     "unknown_mac": ("discover", "wait"),
+    "local_boot": ("exit", "sanboot"),
     "slurm_mode": ("helpers", "prolog"),
     "epilog_policy": ("keep", "default"),
 }
@@ -190,12 +194,14 @@ def _validate(s: Settings) -> None:
     host, sep, port = s.bind.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"bind: {s.bind!r} is not HOST:PORT", hint="e.g. bind = '0.0.0.0:8080'")
+    # naming imports this module (for NamingRule), so its template check is imported here, at use.
+    from .naming import validate_template  # noqa: PLC0415
+
     for rule in (*s.naming, NamingRule(switch="*", template=s.default_name_template)):
-        if "{port_index" not in rule.template:
-            raise ConfigError(
-                f"naming: template {rule.template!r} does not use {{port_index}}",
-                hint="e.g. template = 'node-{port_index}'",
-            )
+        try:
+            validate_template(rule.template)
+        except BadInput as exc:
+            raise ConfigError(f"naming: {exc.message}", hint=exc.hint) from None
 
 
 def load_settings(

@@ -35,7 +35,9 @@ def test_toml_then_env_then_overrides(tmp_path: Path) -> None:
         ("public_url = 'ftp://x'", "public_url"),
         ("workers = 0", "workers: must be greater than 0"),
         ("[[naming]]\ntemplate = 'x'", "naming[0]: switch: required"),
-        ("default_name_template = 'n1'", "does not use {port_index}"),
+        ("default_name_template = 'n1'", "naming: naming template 'n1'"),
+        ("default_name_template = 'n-{rack}-{port_index}'", "unknown field {rack}"),
+        ("local_boot = 'pxe'", "local_boot: 'pxe' is not one of exit, sanboot"),
         ("workers = ", "not valid TOML"),
     ],
 )
