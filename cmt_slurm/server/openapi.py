@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
-from ..states import NodeState, Stage
+from ..states import Stage
+from .openapi_schemas import schemas
 
 _NAME = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}
 _MAC = {"type": "string", "pattern": "^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$"}
@@ -69,112 +70,6 @@ _NODE_PARAM = _path_param("name", _NAME)
 _IMAGE_PARAM = _path_param("name", _NAME)
 _DEP_PARAM = _path_param("id", {"type": "integer", "minimum": 0, "maximum": 2**63 - 1})
 _404 = {"404": _err("No such node, deployment or image")}
-
-
-def _schemas() -> dict[str, Any]:
-    return {
-        "Error": {
-            "type": "object",
-            "required": ["error"],
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "required": ["code", "message", "hint"],
-                    "properties": {
-                        "code": {"type": "string"},
-                        "message": {"type": "string"},
-                        "hint": _OPT_STR,
-                        "details": {"type": "object"},
-                    },
-                }
-            },
-        },
-        "Node": {
-            "type": "object",
-            "required": ["name", "state", "macs"],
-            "properties": {
-                "name": {"type": "string"},
-                "state": {"enum": [s.value for s in NodeState]},
-                "arch": {"type": "string"},
-                "macs": {"type": "array", "items": {"type": "string"}},
-                "current_image": _OPT_STR,
-                "target_image": _OPT_STR,
-                "reason": _OPT_STR,
-                "last_seen": _OPT_STR,
-            },
-        },
-        "Deployment": {
-            "type": "object",
-            "required": ["id", "node", "image", "stage"],
-            "properties": {
-                "id": {"type": "integer"},
-                "node": {"type": "string"},
-                "image": {"type": "string"},
-                "stage": {"enum": [s.value for s in Stage]},
-                "progress_bytes": _OPT_INT,
-                "total_bytes": _OPT_INT,
-                "message": _OPT_STR,
-                "outcome": _OPT_STR,
-                "token": {"type": "string", "description": "one-time token, only when just issued"},
-            },
-        },
-        "Image": {
-            "type": "object",
-            "required": ["name", "os", "glibc", "arch", "format", "url", "sha256", "size"],
-            "properties": {
-                "name": {"type": "string"},
-                "os": {"type": "string"},
-                "glibc": {"type": "string"},
-                "arch": {"type": "string"},
-                "format": {"enum": ["qcow2", "raw"]},
-                "url": {"type": "string"},
-                "sha256": {"type": "string"},
-                "size": {"type": "integer"},
-                "default": {"type": "boolean"},
-            },
-        },
-        "Manifest": {
-            "type": "object",
-            "description": "The keys of a catalogue manifest (see docs/catalogue.md)",
-            "required": [
-                "name",
-                "os",
-                "os_name",
-                "os_version",
-                "glibc",
-                "arch",
-                "format",
-                "url",
-                "sha256",
-                "size",
-            ],
-        },
-        "Event": {
-            "type": "object",
-            "required": ["id", "at", "actor", "kind"],
-            "properties": {
-                "id": {"type": "integer"},
-                "at": {"type": "string"},
-                "actor": {"type": "string"},
-                "node": _OPT_STR,
-                "deployment": {"type": ["integer", "null"]},
-                "kind": {"type": "string"},
-                "from_state": _OPT_STR,
-                "to_state": _OPT_STR,
-                "detail": {"type": "object"},
-            },
-        },
-        "Registration": {
-            "type": "object",
-            "required": ["macs"],
-            "properties": {
-                "macs": {"type": "array", "items": _MAC, "minItems": 1, "maxItems": 16},
-                "lldp": {"type": ["object", "null"]},
-                "dmi": {"type": ["object", "null"]},
-                "disks": {"type": "array", "items": {"type": "object"}, "maxItems": 64},
-            },
-        },
-    }
 
 
 def _deployment_or_null() -> dict[str, Any]:
@@ -410,7 +305,7 @@ def openapi_document() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "paths": {**_api_paths(), **_other_paths()},
         "components": {
-            "schemas": _schemas(),
+            "schemas": schemas(),
             "securitySchemes": {
                 "adminToken": {**bearer, "description": "`cmt token create NAME`"},
                 "nodeToken": {**bearer, "description": "token in the node's /etc/cmt/node.json"},
