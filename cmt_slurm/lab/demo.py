@@ -168,8 +168,8 @@ class Demo:
         """The job's output file, read on its node by a one-task srun (nodes share no filesystem here)."""
         self.wait_done(job_id, timeout)
         path = OUTPUT.replace("%j", str(job_id))
-        res = self.ctl.run("srun", f"--nodelist={node}", "-N1", "-n1", "--time=2", "cat", path,
-                           check=False, timeout=timeout)  # fmt: skip
+        argv = ["srun", f"--nodelist={node}", "-N1", "-n1", "--time=2", "--chdir=/root", "cat", path]
+        res = self.ctl.run(*argv, check=False, timeout=timeout)
         if not res.ok:
             raise BackendError(f"demo: cannot read {path} on {node}: {res.stderr.strip()}")
         return res.stdout

@@ -171,6 +171,9 @@ def slurmd_defaults(ctl_addr: str) -> str:
     )
 
 
+#: Seconds Slurm allows a lab reimage besides the transfer (sizes ResumeTimeout; see cmt_config_files).
+LAB_REIMAGE_OVERHEAD_S = 1200
+
 #: Lab only: root logs in on the serial console without a password (``cmt lab console NODE``).
 AUTOLOGIN = """[Service]
 ExecStart=
@@ -202,7 +205,10 @@ def cmt_config_files(catalogue: Catalogue) -> tuple[dict[str, str], dict[str, st
     from ..cli.slurm import job_submit_lua  # noqa: PLC0415 - the shipped Lua, as the CLI writes it
     from ..slurm.confgen import ConfigOptions, generate  # noqa: PLC0415
 
-    cfg = generate(catalogue, ConfigOptions(mode="helpers", wrapper_dir=WRAPPER_DIR))
+    # ResumeTimeout/BootTime: TCG VMs on a shared 2-core host take minutes where metal takes one; a
+    # timeout there would requeue the job mid-reimage (measured: 6+ min with 7 agents on the machine).
+    opts = ConfigOptions(mode="helpers", wrapper_dir=WRAPPER_DIR, reimage_overhead_s=LAB_REIMAGE_OVERHEAD_S)
+    cfg = generate(catalogue, opts)
     beside = {
         "helpers.conf": cfg.helpers_conf,
         "cmt_catalogue.lua": cfg.catalogue_lua,
