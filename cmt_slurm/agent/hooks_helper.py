@@ -105,6 +105,15 @@ def server_client(node: dict[str, object] | None, timeout: float) -> ApiClient |
     return ApiClient(server, timeout=timeout, retries=0)
 
 
+def server_features(client: ApiClient, features: list[str]) -> list[str]:
+    """Features as the server names them: Slurm's ``image=debian12_2026.11`` (Slurm feature names
+    cannot hold ``-``) back to the catalogue name ``image=debian12-2026.11``, via ``GET /images``."""
+    if not any(f.startswith("image=") for f in features):
+        return features
+    names = {image_feature(str(i.get("name"))): str(i.get("name")) for i in client.images()}
+    return [f"image={names[f]}" if f in names else f for f in features]
+
+
 def send_request(node: dict[str, object] | None, features: list[str], timeout: float) -> SendResult:
     from ..errors import CmtError  # noqa: PLC0415 - keeps the no-argument path minimal
 
@@ -116,7 +125,9 @@ def send_request(node: dict[str, object] | None, features: list[str], timeout: f
     if client is None:
         return SendResult(False, error=f"{nodefile.node_file()}: no server URL")
     try:
-        answer = client.request_features(str(node["node"]), features, str(node["token"]))
+        answer = client.request_features(
+            str(node["node"]), server_features(client, features), str(node["token"])
+        )
     except CmtError as exc:
         return SendResult(False, error=exc.message)
     dep = answer.get("deployment")

@@ -26,6 +26,7 @@ from typing import Any
 from ..apiclient import ApiClient
 from ..errors import CmtError
 from . import nodefile
+from .hooks_helper import server_features
 from .power import PowerDriver, ReimageTarget, driver_from_env
 
 #: Attempts (and the pause between them) to resolve a request with the server before a plain reboot.
@@ -105,7 +106,9 @@ class Resolver:
         if request is not None and request.features:
             answer = self._retry(
                 f"request {'&'.join(request.features)}",
-                lambda: self.client.request_features(self.node, request.features, self.token),
+                lambda: self.client.request_features(
+                    self.node, server_features(self.client, request.features), self.token
+                ),
             )
             dep = answer.get("deployment")
             if not isinstance(dep, dict):

@@ -104,14 +104,30 @@ def wait_for_nodes(
         sleep(poll)
 
 
+def changeable_terms(constraint: str) -> list[str]:
+    """The ``os=``/``libc=``/``image=`` terms of an (already rewritten, '&'-joined) constraint."""
+    terms = [t.strip() for t in constraint.replace(",", "&").split("&")]
+    return [t for t in terms if t.startswith(("os=", "libc=", "image="))]
+
+
 def prolog_helpers(
     job: JobContext, slurm: SlurmClient, server: ServerApi | None, timeout: float, **kw: Any
 ) -> Outcome:
-    """helpers mode: Slurm reboots; just hold the job until its nodes are back, so it starts at once."""
+    """helpers mode: Slurm reboots; hold the job until its nodes are back, so it starts at once; then
+    check what the nodes' helpers report. Slurm 22.05 sets ActiveFeatures to the target before the
+    reboot and starts the job even if the node came back on its old image: that must not happen."""
     infos = {n.name: n for n in slurm.nodes()}
     if not any(infos[n].rebooting for n in job.nodes if n in infos):
         return Outcome(True, "no node is rebooting")
-    return wait_for_nodes(slurm, job.nodes, timeout=timeout, server=server, **kw)
+    out = wait_for_nodes(slurm, job.nodes, timeout=timeout, server=server, **kw)
+    if not out.ok:
+        return out
+    wanted = changeable_terms(job.constraint)
+    for node in slurm.nodes():
+        missing = [t for t in wanted if node.name in job.nodes and t not in node.active_features]
+        if missing:
+            return Outcome(False, f"{node.name} came back without {', '.join(missing)}")
+    return out
 
 
 def needs_image(catalogue: Catalogue, req: Requirement, current: str | None, arch: str) -> str | None:
