@@ -172,3 +172,20 @@ def test_server_dying_mid_transfer_is_survived(lab: Lab, lab_images: LabImages) 
     text = log.text()
     assert "retrying in" in text, "the agent never had to retry: the server died too late"
     _ready_with(lab, lab_images.a.name)
+
+
+def test_server_down_for_good_fails_cleanly_with_the_old_os(lab: Lab, lab_images: LabImages) -> None:
+    """Past the retry budget the agent gives up: failure reported (once the server is back), old disk
+    untouched, the node boots its previous OS."""
+    lab.api().set_target(NODE, lab_images.b.name)
+    log = _reboot_through_firmware(lab)
+    log.wait_for(r"cmt-agent: stage transfer:", BOOT_TIMEOUT, fail=AGENT_FAILED)
+    lab.stop_service("server")
+    failed = log.wait_for(AGENT_FAILED, 300).group(0)
+    assert "gave up after" in failed, failed
+    lab.restart_server()  # the agent is still retrying its failure report
+    node = _failed(lab)
+    assert node["reason"] and "gave up after" in node["reason"], node
+    log.wait_for(r"cmt-agent: the disk was not touched", 120)
+    _os_up(log, lab_images.a.os_version)  # the previous OS, intact
+    assert "cmt-agent: stage write:" not in log.text()
