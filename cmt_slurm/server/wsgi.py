@@ -48,6 +48,9 @@ def gunicorn_options(settings: Settings, *, access_log: bool = True) -> dict[str
         "loglevel": "info",
         "forwarded_allow_ips": "127.0.0.1",
         "preload_app": False,
+        # gunicorn >= 25 opens a control socket in $HOME by default, one path for every instance on
+        # the host; cmt needs none (signals do: HUP reloads, TERM stops).
+        "control_socket_disable": True,
     }
 
 
@@ -101,7 +104,7 @@ def run(settings: Settings, *, access_log: bool = True) -> None:
     class _Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             for key, value in options.items():
-                if value is not None:
+                if value is not None and key in self.cfg.settings:  # older gunicorns lack some keys
                     self.cfg.set(key, value)
             self.cfg.set("child_exit", child_exit)
 
