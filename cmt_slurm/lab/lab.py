@@ -10,17 +10,12 @@ processes are stopped by ``down`` like the lab's own.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
-import socket
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,73 +24,16 @@ from ..errors import BackendError, BadInput, Forbidden, NotFound
 from ..runner import CommandRunner, SubprocessRunner
 from . import netns, procs, qemu, services
 from .accel import probe_accel as probe_accel_impl
-from .netns import LabNetwork
+from .netns import LabNetwork, free_loopback_port, loopback_port_free
+from .state import LabState, VmState, lab_id
 
 STATE_FILE = "lab.json"
 NEEDED = ("ip", "qemu-system-x86_64", "qemu-img", "dnsmasq", "lldpd", "lldpcli")
 
 
-def lab_id(workdir: Path) -> str:
-    """Short and stable per work directory, so two labs (two checkouts, CI and a developer) coexist."""
-    return hashlib.sha256(str(workdir.resolve()).encode()).hexdigest()[:6]
-
-
 def probe_accel() -> str:
     """KVM only where the probe (a tiny test boot, ``lab.accel``) shows a guest really runs; else TCG."""
     return probe_accel_impl().name
-
-
-@dataclass
-class VmState:
-    name: str
-    index: int
-    mac: str
-    tap: str
-    port_id: str
-    spec: qemu.VmSpec
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "index": self.index,
-            "mac": self.mac,
-            "tap": self.tap,
-            "port_id": self.port_id,
-        }
-
-
-@dataclass
-class LabState:
-    id: str
-    netns: str
-    nodes: int
-    host_port: int = 0
-    accel: str = "tcg"
-    live_dir: str = ""
-    processes: dict[str, procs.ProcRecord] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "netns": self.netns,
-            "nodes": self.nodes,
-            "host_port": self.host_port,
-            "accel": self.accel,
-            "live_dir": self.live_dir,
-            "processes": {k: v.to_json() for k, v in self.processes.items()},
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> LabState:
-        return cls(
-            str(data["id"]),
-            str(data["netns"]),
-            int(data["nodes"]),
-            int(data.get("host_port", 0)),
-            str(data.get("accel", "tcg")),
-            str(data.get("live_dir", "")),
-            {k: procs.ProcRecord.from_json(v) for k, v in dict(data.get("processes", {})).items()},
-        )
 
 
 class Lab:
@@ -304,10 +242,10 @@ class Lab:
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith("CMT_") or k.startswith("CMT_TEST_")}
         rec = self.start_service("server", services.server_argv(self.server_config), env=env)
-        if not self.state.host_port or not _port_free(self.state.host_port):
+        if not self.state.host_port or not loopback_port_free(self.state.host_port):
             old = self.state.processes.get("forward")
             if old is None or not procs.alive(old):
-                self.state.host_port = _free_port()
+                self.state.host_port = free_loopback_port()
         self.start_service(
             "forward",
             services.module_argv("cmt_slurm.lab.forward", "--netns", self.net.netns,
@@ -316,7 +254,7 @@ class Lab:
             in_netns=False,
         )  # fmt: skip
         procs.wait_for(
-            lambda: _http_ok(self.host_url + "/api/v1/images"), 60, "waiting for the boot server", rec
+            lambda: procs.http_ok(self.host_url + "/api/v1/images"), 60, "waiting for the boot server", rec
         )
 
     def restart_server(self) -> None:
@@ -407,28 +345,3 @@ class Lab:
     def console_log(self, ref: str, from_start: bool = False) -> qemu.ConsoleLog:
         path = self.find_vm(ref).spec.console_log
         return qemu.ConsoleLog(path, 0 if from_start else None)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback URL we built
-            return int(resp.status) < 500
-    except urllib.error.HTTPError as exc:
-        return exc.code < 500
-    except (OSError, ValueError):
-        return False

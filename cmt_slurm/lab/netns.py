@@ -7,6 +7,7 @@ DHCP, LLDP and the boot server never reach a real network. Deleting the namespac
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,3 +102,18 @@ def netns_pids(runner: CommandRunner, name: str) -> list[int]:
         return []
     out = runner.run(["ip", "netns", "pids", name], check=False, timeout=30).stdout
     return [int(p) for p in out.split() if p.isdigit()]
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def loopback_port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True

@@ -11,6 +11,8 @@ import contextlib
 import os
 import signal
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -150,3 +152,14 @@ def wait_for(
             )
         time.sleep(interval)
     raise BackendError(f"lab: timed out after {timeout:.0f} s {what}", hint=f"see {rec.log}" if rec else None)
+
+
+def http_ok(url: str) -> bool:
+    """The server at ``url`` answers (anything but a 5xx): it is up."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback URL we built
+            return int(resp.status) < 500
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
+    except (OSError, ValueError):
+        return False
