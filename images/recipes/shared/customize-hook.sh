@@ -75,12 +75,19 @@ chroot "$root" systemctl enable cmt-os-up.service >/dev/null 2>&1
 # root at identity time from the live env (docs/dev/contracts.md), so the image needs only python3 and never
 # a rebuild when cmt-slurm changes.
 
-# Boot speed: nothing a short-lived, reimaged node needs (measured ~2 s under TCG, see the notes).
+# Boot speed: nothing a short-lived, reimaged node needs (measured ~2 s under TCG, see the notes); modules
+# load on demand (modprobe@ instances only preload drm, fuse, configfs, loop, dm_mod).
 for u in apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer e2scrub_reap.service \
     fstrim.timer systemd-tmpfiles-clean.timer systemd-firstboot.service systemd-pstore.service \
     systemd-journal-flush.service systemd-random-seed.service systemd-update-utmp.service \
     systemd-update-utmp-runlevel.service keyboard-setup.service getty@tty1.service \
-    ldconfig.service systemd-update-done.service kexec-load.service kexec.service; do
+    ldconfig.service systemd-update-done.service kexec-load.service kexec.service \
+    modprobe@.service systemd-binfmt.service proc-sys-fs-binfmt_misc.automount \
+    systemd-journal-catalog-update.service systemd-hwdb-update.service systemd-network-generator.service \
+    sys-kernel-debug.mount sys-kernel-tracing.mount sys-kernel-config.mount sys-fs-fuse-connections.mount \
+    dev-hugepages.mount systemd-tpm2-setup-early.service systemd-tpm2-setup.service \
+    systemd-pcrmachine.service systemd-pcrphase.service systemd-pcrphase-sysinit.service \
+    systemd-hibernate-clear.service systemd-boot-random-seed.service; do
     ln -sf /dev/null "$root/etc/systemd/system/$u"
 done
 # Serial console getty stays: an admin can log in on ttyS0 (root has no password: set one or a key).
