@@ -123,7 +123,9 @@ class Resolver:
         return None
 
 
-def reboot_now(driver: PowerDriver | None = None) -> int:
+def reboot_now(
+    driver: PowerDriver | None = None, *, attempts: int = RESOLVE_ATTEMPTS, pause: float = RESOLVE_PAUSE_S
+) -> int:
     node = nodefile.read_node()
     request = nodefile.take_request()
     driver = driver or driver_from_env()

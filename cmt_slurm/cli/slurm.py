@@ -172,13 +172,20 @@ def prolog_ctld(cli: CliContext, timeout: float | None) -> None:
 
     s = cli.settings
     job = JobContext.from_env(os.environ)
-    wait = _job_timeout(cli, timeout)
     if s.slurm_mode == "helpers":
-        out = prolog_helpers(job, SlurmCli(), _api(cli) if s.token else None, wait)
+        # The timeout needs the catalogue: read it only when some node is rebooting.
+        out = prolog_helpers(
+            job, SlurmCli(), _api(cli) if s.token else None, lambda: _job_timeout(cli, timeout)
+        )
     else:
         cat = load_catalogue(s.catalogue_dir)
         out = prolog_reimage(
-            job, SlurmCli(), _api(cli), node_power_from_env(s.node_command), cat, timeout=wait
+            job,
+            SlurmCli(),
+            _api(cli),
+            node_power_from_env(s.node_command),
+            cat,
+            timeout=_job_timeout(cli, timeout),
         )
     click.echo(f"cmt slurm prolog-ctld: job {job.job_id}: {out.message}", err=True)
     if not out.ok:

@@ -111,15 +111,20 @@ def changeable_terms(constraint: str) -> list[str]:
 
 
 def prolog_helpers(
-    job: JobContext, slurm: SlurmClient, server: ServerApi | None, timeout: float, **kw: Any
+    job: JobContext,
+    slurm: SlurmClient,
+    server: ServerApi | None,
+    timeout: float | Callable[[], float],
+    **kw: Any,
 ) -> Outcome:
     """helpers mode: Slurm reboots; hold the job until its nodes are back, so it starts at once; then
     check what the nodes' helpers report. Slurm 22.05 sets ActiveFeatures to the target before the
     reboot and starts the job even if the node came back on its old image: that must not happen."""
     infos = {n.name: n for n in slurm.nodes()}
     if not any(infos[n].rebooting for n in job.nodes if n in infos):
-        return Outcome(True, "no node is rebooting")
-    out = wait_for_nodes(slurm, job.nodes, timeout=timeout, server=server, **kw)
+        return Outcome(True, "no node is rebooting")  # the common case: costs one sinfo
+    wait = timeout() if callable(timeout) else timeout
+    out = wait_for_nodes(slurm, job.nodes, timeout=wait, server=server, **kw)
     if not out.ok:
         return out
     wanted = changeable_terms(job.constraint)
