@@ -249,7 +249,7 @@ class ApiClient:
         last = since
         failures = 0
         while True:
-            req = self._request("GET", "/api/v1/events/stream", None, None, {"node": node})
+            req = self._request("GET", "/api/v1/events/stream", None, None, {"node": node, "progress": 0})
             req.add_header("Accept", "text/event-stream")
             if last is not None:
                 req.add_header("Last-Event-ID", str(last))

@@ -13,7 +13,7 @@ Each stream ends after ``STREAM_MAX_S`` on purpose: it holds one of the worker's
 forgotten client must not keep it forever. ``retry:`` tells browsers to reconnect after a second, and
 ``Last-Event-ID`` makes the reconnect lossless. The app config keys ``CMT_SSE_POLL_S``,
 ``CMT_SSE_HEARTBEAT_S`` and ``CMT_SSE_MAX_S`` override the defaults; ``?timeout=N`` asks for a shorter
-stream (never a longer one).
+stream (never a longer one); ``?progress=0`` leaves the progress messages out.
 """
 
 from __future__ import annotations
@@ -74,6 +74,8 @@ def stream() -> Response:
     asked = query_int("timeout", minimum=1, maximum=int(lifetime))
     if asked is not None:
         lifetime = float(asked)
+    # Progress snapshots cost a query of every active deployment per poll; `cmt events --follow` skips them.
+    with_progress = request.args.get("progress", "1") not in ("0", "false", "no")
 
     def generate(last_id: int) -> Iterator[str]:
         start = time.monotonic()
@@ -86,8 +88,12 @@ def stream() -> Response:
                 last_id = event.id
                 sent = True
                 yield _sse("event", event.as_dict(), event.id)
-            progress = [d.as_dict() for d in prov.active_deployments() if node is None or d.node == node]
-            if progress != last_progress:
+            progress = (
+                [d.as_dict() for d in prov.active_deployments() if node is None or d.node == node]
+                if with_progress
+                else []
+            )
+            if with_progress and progress != last_progress:
                 last_progress = progress
                 yield _sse("progress", [_progress_view(d) for d in progress])
                 sent = True

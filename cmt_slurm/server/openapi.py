@@ -243,6 +243,7 @@ def _api_paths() -> dict[str, Any]:
                     _query("node", _NAME, "only this node"),
                     _query("since", {"type": "integer", "minimum": 0}, "start after this id"),
                     _query("timeout", {"type": "integer", "minimum": 1, "maximum": 300}, "end sooner (s)"),
+                    _query("progress", {"enum": ["0", "1"]}, "0: no progress messages"),
                 ],
             )
         },

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, render_template
 
 from ..states import SLOT_STAGES, NodeState
+from ..store.events import Event
 from .state import server_state
 
 bp = Blueprint("ui", __name__)
@@ -63,7 +64,7 @@ def _context() -> dict[str, Any]:
     }
 
 
-def _event_view(e: Any) -> dict[str, Any]:
+def _event_view(e: Event) -> dict[str, Any]:
     return {
         "at": e.at.strftime("%Y-%m-%d %H:%M:%S"),
         "kind": e.kind,
