@@ -132,10 +132,9 @@ def reboot_now(
     target = None
     server = os.environ.get("CMT_SERVER_URL") or (node or {}).get("server")
     if node and server and node.get("node") and node.get("token"):
-        resolver = Resolver(
-            ApiClient(str(server), timeout=5, retries=0), str(node["node"]), str(node["token"])
-        )
         try:
+            client = ApiClient(str(server), timeout=5, retries=0)
+            resolver = Resolver(client, str(node["node"]), str(node["token"]), attempts, pause)
             target = resolver.resolve(request, str(server), str(node.get("image") or "") or None)
         except CmtError as exc:
             log(f"cannot resolve the reimage with {server}: {exc.message}; rebooting (PXE asks again)")
