@@ -4,8 +4,9 @@ A node the server marks ``failed`` is drained in Slurm with the server's reason 
 debian13-2026.11 failed at write: checksum mismatch``), and the jobs that were waiting for it
 (CONFIGURING) are requeued at once, with Slurm's requeue hold lifted, so they run elsewhere instead of
 waiting for ResumeTimeout and then 121 s more. When the failure is cleared (``cmt node clear`` →
-server no longer ``failed``), the node is resumed. An admin resuming the node in Slurm first counts as
-clearing it: the watcher tells the server.
+server no longer ``failed``), the node is resumed; drains with other reasons (an admin's, or the
+``cmt: reimage to X`` of a pre-provisioning reboot) are never touched. An admin resuming the node in
+Slurm first counts as clearing it: the watcher tells the server.
 
 One ``tick()`` is one pass over both sides; ``run()`` repeats it. Pure decisions (``plan_actions``) are
 separate from the calls, so they are table-tested without Slurm or a server.
@@ -29,6 +30,10 @@ class ServerNodes(Protocol):
     def nodes(self) -> list[dict[str, Any]]: ...
 
     def drain_cleared(self, name: str) -> dict[str, Any]: ...
+
+
+def is_failure_reason(reason: str) -> bool:
+    return reason.startswith(REASON_PREFIX) and " failed" in reason
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,8 @@ def plan_actions(
         if sn is None:
             continue
         failed = srv.get("state") == "failed"
-        ours = sn.drained and sn.reason.startswith(REASON_PREFIX)
+        # Only failure drains are ours to lift: "cmt: reimage to X" is an admin's ASAP reboot in progress.
+        ours = sn.drained and is_failure_reason(sn.reason) and not sn.rebooting
         if failed:
             reason = str(srv.get("reason") or f"{REASON_PREFIX}reimage failed (see cmt node show {name})")
             if not reason.startswith(REASON_PREFIX):

@@ -6,8 +6,8 @@ import pytest
 
 from cmt_slurm.catalogue import Catalogue, load_catalogue
 from cmt_slurm.constraints import requirement_from_constraint
-from cmt_slurm.errors import BadInput, NoMatch
-from cmt_slurm.slurm.client import NodeInfo
+from cmt_slurm.errors import BadInput, NoMatch, NotFound
+from cmt_slurm.slurm.client import JobInfo, NodeInfo
 from cmt_slurm.slurm.hooks import (
     JobContext,
     changeable_terms,
@@ -17,6 +17,7 @@ from cmt_slurm.slurm.hooks import (
     prolog_reimage,
     wait_for_nodes,
 )
+from cmt_slurm.slurm.reimage import reimage_node
 
 CATALOGUE = Path(__file__).resolve().parent.parent / "data" / "catalogue"
 
@@ -179,3 +180,39 @@ def test_epilog_default_returns_nodes_to_the_site_default(cat: Catalogue) -> Non
     assert epilog_default(job, slurm, server, cat, "default") == ["n1"]  # type: ignore[arg-type]
     assert server.targets == [("n1", "debian12-2026.11")]
     assert slurm.calls == [("reboot", ("n1",), "cmt: return to the default image debian12-2026.11", True)]
+
+
+@dataclass
+class AdminSlurm:
+    job_list: list[Any] = field(default_factory=list)
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def node(self, name: str) -> NodeInfo:
+        if name == "n9":
+            raise NotFound("node 'n9' is not in Slurm")
+        return n(name)
+
+    def jobs(self) -> list[Any]:
+        return self.job_list
+
+    def requeue(self, job_id: int) -> None:
+        self.calls.append(("requeue", job_id))
+
+    def reboot(self, nodes: list[str], reason: str, *, asap: bool = True, nextstate: str = "resume") -> None:
+        self.calls.append(("reboot", tuple(nodes), reason, asap, nextstate))
+
+
+def test_admin_reimage_records_the_target_then_reboots_asap() -> None:
+    server = FakeServer({})
+    slurm = AdminSlurm([JobInfo(5, "j", "RUNNING", nodes=("n1",)), JobInfo(6, "k", "RUNNING", nodes=("n2",))])
+    assert reimage_node(server, slurm, "n1", "rocky9-2026.11") == {"id": 1}  # type: ignore[arg-type]
+    assert server.targets == [("n1", "rocky9-2026.11")]
+    assert slurm.calls == [("reboot", ("n1",), "cmt: reimage to rocky9-2026.11", True, "resume")]
+    slurm.calls.clear()
+    reimage_node(server, slurm, "n1", "rocky9-2026.11", when="now")  # type: ignore[arg-type]
+    assert slurm.calls[0] == ("requeue", 5) and len(slurm.calls) == 2
+    with pytest.raises(BadInput, match="--when 'later'"):
+        reimage_node(server, slurm, "n1", "x", when="later")  # type: ignore[arg-type]
+    with pytest.raises(NotFound):
+        reimage_node(server, slurm, "n9", "x")  # type: ignore[arg-type]
+    assert len(server.targets) == 2  # nothing recorded for the unknown node

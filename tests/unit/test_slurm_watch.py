@@ -29,8 +29,10 @@ def srv(name: str, state: str = "ready", reason: str | None = None) -> dict[str,
          [JobInfo(8, "j", "RUNNING", nodes=("n2",))], {"n1"}, []),
         # cleared on the server: resume what we drained
         ([srv("n1", "ready")], [node("n1", "DRAIN", reason=REASON)], [], {"n1"}, [Action("resume", "n1")]),
-        # an admin's own drain is never resumed by us
+        # an admin's own drain is never resumed by us, nor a pre-provisioning reboot's
         ([srv("n1", "ready")], [node("n1", "DRAIN", reason="bad DIMM")], [], set(), []),
+        ([srv("n1", "reimaging")], [node("n1", "DRAIN", "REBOOT_REQUESTED", reason="cmt: reimage to rocky9")],
+         [], set(), []),
         # resumed in Slurm by an admin while still failed on the server: tell the server
         ([srv("n1", "failed", REASON)], [node("n1")], [], {"n1"}, [Action("clear", "n1")]),
         # a server reason without the prefix gets it; nodes Slurm does not know are ignored
