@@ -39,7 +39,12 @@ def output(lab: Lab, job: int) -> tuple[str, str, dict[str, Any]]:
 def timeline(lab: Lab, job: int, label: str) -> dict[str, Any]:
     j = lab.cluster.job(job)
     assert j is not None
-    entry = {"test": label, "job": job, "submit_to_start_s": j["start_time"] - j["submit_time"]}
+    # start_time is when Slurm allocated (a prolog runs after it); end_time - submit_time is the
+    # user's wait for a job of no duration.
+    entry = {
+        "test": label, "job": job, "submit_to_start_s": j["start_time"] - j["submit_time"],
+        "submit_to_end_s": j["end_time"] - j["submit_time"],
+    }  # fmt: skip
     TIMELINE.append(entry)
     print(json.dumps(entry))
     return entry
@@ -121,6 +126,27 @@ def test_without_fast_start_the_job_waits_for_slurms_periodic_pass(lab: Callable
     lb.cluster.wait_job(job, ["COMPLETED"], 120)
     assert output(lb, job)[0] == "debian13"
     timeline(lb, job, "reimage one node (no PrologSlurmctld)")
+
+
+def test_prolog_mode_end_to_end(lab: Callable[..., Lab]) -> None:
+    lb = lab({"n1": "debian12-2026.11", "n2": "rocky8-2026.10"}, mode="prolog")
+    static = lb.cluster.node("n1")["features"].split(",")
+    assert "os=rocky9" in static and "libc=2.41" in static  # every node offers every image
+    job = lb.cluster.sbatch("--constraint=os:rocky9", "-w", "n1", script=REPORT)
+    lb.cluster.wait_job(job, ["COMPLETED"], 90)
+    os_id, host, node_json = output(lb, job)
+    assert (os_id, host, node_json["image"]) == ("rocky9", "n1", "rocky9-2026.11")
+    assert (lb.server.node("n1")["state"], lb.server.node("n1")["current_image"]) == (
+        "ready",
+        "rocky9-2026.11",
+    )
+    timeline(lb, job, "prolog mode: reimage one node")
+    # Already right: the prolog lets it through without a deployment.
+    before = len(lb.server.prov.node_deployments("n2", 10))
+    again = lb.cluster.sbatch("--constraint=libc:2.28", "-w", "n2", script=REPORT)
+    lb.cluster.wait_job(again, ["COMPLETED"], 30)
+    assert output(lb, again)[:2] == ("rocky8", "n2")
+    assert len(lb.server.prov.node_deployments("n2", 10)) == before
 
 
 def test_timeline_summary() -> None:

@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -206,8 +206,17 @@ def start_lab(
     conf_dir = root / "cluster" / "etc"
     conf = generate(conf_dir, mode, cmt_config=cmt_toml, fast_start=fast_start,
                     CMT_REIMAGE_OVERHEAD_S=str(resume_timeout))  # fmt: skip
+    files = dict(conf.files)
+    if mode == "prolog":
+        # The lab's "BMC": the prolog makes a namespace node reboot by entering its namespaces.
+        pattern = root / "cluster" / "run" / "slurmd-{node}.pid"
+        exports = f"export CMT_NODE_POWER=lab-nsenter CMT_LAB_PIDFILE_PATTERN='{pattern}'\n"
+        head, sep, tail = files["cmt-prolog-ctld"].partition("exec ")
+        files["cmt-prolog-ctld"] = head + exports + sep + tail
+        static = conf.stdout.strip().removeprefix("NodeName Features=")
+        nodes = [replace(n, features=static) for n in nodes]
     cluster = MiniCluster(
-        root / "cluster", nodes, extra_conf=conf.include, conf_files=conf.files,
+        root / "cluster", nodes, extra_conf=conf.include, conf_files=files,
         daemon_env={"CMT_CONFIG": str(cmt_toml)}, resume_timeout=resume_timeout,
     )  # fmt: skip
     lab = Lab(cluster, server, cmt_toml)
