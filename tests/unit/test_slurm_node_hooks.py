@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from cmt_slurm.agent import hooks_helper, hooks_reboot, nodefile
+from cmt_slurm.agent.cli import main as cli_main
 from cmt_slurm.agent.power import KexecDriver, ReimageTarget, driver_from_env
 from cmt_slurm.agent.power_lab import NamespaceLabDriver
 from cmt_slurm.errors import BackendError, ConfigError, NoMatch
@@ -213,3 +214,12 @@ def test_driver_selection() -> None:
         driver_from_env({"CMT_POWER_DRIVER": "lab-namespace"})
     with pytest.raises(ConfigError, match="not one of"):
         driver_from_env({"CMT_POWER_DRIVER": "ipmi"})
+
+
+def test_cmt_node_helper_and_features_through_the_real_entry_point(
+    files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli_main(["helper"]) == 0
+    helper = capsys.readouterr().out
+    assert cli_main(["features"]) == 0
+    assert capsys.readouterr().out == helper == "os=debian12\nlibc=2.17\nlibc=2.36\nimage=debian12_2026.11\n"
