@@ -2,7 +2,6 @@
 namespace power driver (restart of their slurmd with the new identity). Each test bounded."""
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ from slurm.lab import Lab, start_lab
 
 pytestmark = pytest.mark.slurm
 REPORT = "#!/bin/sh\n. /etc/os-release; echo $ID; hostname; cat /etc/cmt/node.json\n"
-TIMELINE: list[dict[str, Any]] = []
 
 
 @pytest.fixture
@@ -45,8 +43,7 @@ def timeline(lab: Lab, job: int, label: str) -> dict[str, Any]:
         "test": label, "job": job, "submit_to_start_s": j["start_time"] - j["submit_time"],
         "submit_to_end_s": j["end_time"] - j["submit_time"],
     }  # fmt: skip
-    TIMELINE.append(entry)
-    print(json.dumps(entry))
+    print("TIMELINE", json.dumps(entry))  # for the issue note (pytest -s); not asserted
     return entry
 
 
@@ -147,10 +144,3 @@ def test_prolog_mode_end_to_end(lab: Callable[..., Lab]) -> None:
     lb.cluster.wait_job(again, ["COMPLETED"], 30)
     assert output(lb, again)[:2] == ("rocky8", "n2")
     assert len(lb.server.prov.node_deployments("n2", 10)) == before
-
-
-def test_timeline_summary() -> None:
-    # Printed for the issue note (pytest -s); the figures are not asserted.
-    for entry in TIMELINE:
-        print("TIMELINE", json.dumps(entry))
-    time.sleep(0)
