@@ -23,7 +23,7 @@ from .timeline import JobRecord, event_time
 STAGE_TEXT = {
     "requested": "reboot requested (helper → server)",
     "queued": "waiting for a reimage slot",
-    "live": "live env up (kexec'd into the reimager)",
+    "live": "live env up (the reimager is running)",
     "identify": "live env up; identifying",
     "transfer": "downloading the image",
     "verify": "checking the sha256",
@@ -196,6 +196,9 @@ class Follower:
             return
         dep = dep.get("deployment", dep)
         done, total = dep.get("progress_bytes"), dep.get("total_bytes")
-        if isinstance(done, int) and isinstance(total, int) and total > 0:
+        if stage == "write" and isinstance(done, int):
+            # The write counts the disk's bytes (the image's virtual size), not the qcow2's.
+            self.out(f"  {self._t(watch)} {watch.node}: write {done / 1e6:8.1f} MB written to the disk")
+        elif isinstance(done, int) and isinstance(total, int) and total > 0:
             self.out(f"  {self._t(watch)} {watch.node}: {stage} {done / 1e6:6.1f} / {total / 1e6:.1f} MB "
                      f"({100 * done / total:3.0f} %)")  # fmt: skip
