@@ -53,6 +53,23 @@ def test_admin_reimage_waits_for_the_running_job_then_reimages(lab: Lab) -> None
     assert c.job_output(after).split() == ["rocky9", "n1"]
 
 
+@pytest.mark.slurm
+def test_epilog_policy_default_returns_the_node_to_the_default_image(tmp_path: Path) -> None:
+    need_slurm()
+    lb = start_lab(tmp_path / "epi", {"n1": "debian12-2026.11"}, epilog_policy="default")
+    try:
+        c = lb.cluster
+        assert "EpilogSlurmctld=" in (c.conf_dir / "cmt-slurm.conf").read_text()
+        job = c.sbatch("--constraint=os:rocky8", script="#!/bin/sh\n. /etc/os-release; echo $ID\n")
+        c.wait_job(job, ["COMPLETED"], 90)
+        assert c.job_output(job).strip() == "rocky8"
+        # After the job: back to the site default (debian12-2026.11) once idle, and in service again.
+        c.wait_nodes(lambda n: "os=debian12" in n["active_features"] and not n["state_flags"], 90, ["n1"])
+        assert lb.server.node("n1")["current_image"] == "debian12-2026.11"
+    finally:
+        lb.stop()
+
+
 def test_helper_without_argument_imports_only_the_standard_library(tmp_path: Path) -> None:
     node_json = tmp_path / "node.json"
     node_json.write_text(json.dumps({"node": "n1", "image": "debian12-2026.11", "features": ["os=debian12"]}))

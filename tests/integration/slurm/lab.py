@@ -183,6 +183,7 @@ def start_lab(
     watcher: bool = True,
     node_env: dict[str, str] | None = None,
     resume_timeout: int = 60,
+    epilog_policy: str = "keep",
 ) -> Lab:
     """Nodes ``{name: image}`` (named n1, n2, … by LLDP port) installed through the server, a cluster
     configured by ``cmt slurm config`` for ``mode``, the server started in its namespace, a watcher."""
@@ -193,7 +194,7 @@ def start_lab(
     cmt_toml.write_text(
         f'server_url = "{server.url}"\ntoken = "{server.admin_token}"\nslurm_mode = "{mode}"\n'
         f'catalogue_dir = "{server.catalogue}"\nnode_command = "{Path(sys.executable).with_name("cmt-node")}"\n'
-        f"reimage_overhead_s = {resume_timeout}\n"
+        f'reimage_overhead_s = {resume_timeout}\nepilog_policy = "{epilog_policy}"\n'
     )
     from .cluster import NodeSpec  # noqa: PLC0415
 
@@ -205,7 +206,7 @@ def start_lab(
         )
     conf_dir = root / "cluster" / "etc"
     conf = generate(conf_dir, mode, cmt_config=cmt_toml, fast_start=fast_start,
-                    CMT_REIMAGE_OVERHEAD_S=str(resume_timeout))  # fmt: skip
+                    CMT_REIMAGE_OVERHEAD_S=str(resume_timeout), CMT_EPILOG_POLICY=epilog_policy)  # fmt: skip
     files = dict(conf.files)
     if mode == "prolog":
         # The lab's "BMC": the prolog makes a namespace node reboot by entering its namespaces.
