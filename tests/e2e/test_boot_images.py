@@ -61,6 +61,7 @@ def test_live_env_boots_to_its_init_with_network_python_and_qemu_img(tmp_path: P
     assert got["kernel"] == live.kernel_release
     assert got["python"].startswith("3.")
     assert got["cmt_slurm"] != "?" and "Error" not in got["cmt_slurm"]
+    assert got["agent"] == "ok", f"the agent does not import in the live env: {got['agent']}"
     assert re.match(r"\d+\.\d+", got["qemu-img"])
     assert "network up on " in result.console, "DHCP from QEMU's user network failed in /init"
     print(f"live env: {accel.name} boot to marker {result.seconds:.1f} s (guest uptime {got['uptime']} s)")
