@@ -31,7 +31,7 @@ STAGE_TEXT = {
     "grow": "growing partition and filesystem",
     "identity": "writing the node's identity",
     "kexec": "kexec into the new OS",
-    "boot": "firmware boot into the new OS",
+    "boot": "the new OS is booting",
     "done": "OS up (cmt-node ready)",
     "failed": "FAILED",
 }

@@ -22,7 +22,7 @@ from typing import Any
 from ..errors import BackendError, ConfigError
 from .imagebuild import cache, disk, kernel, live, recipe, rootfs
 from .imagebuild.manifest import render_manifest
-from .imagebuild.tools import package_version
+from .imagebuild.tools import package_versions
 
 
 def repo_root() -> Path:
@@ -179,8 +179,8 @@ def _image_key(rec: recipe.Recipe) -> str:
     builder = Path(__file__).parent / "imagebuild"
     for name in ("rootfs.py", "disk.py", "recipe.py"):
         key.add_file(f"builder/{name}", builder / name)
-    for pkg in _IMAGE_TOOLS:
-        key.add(f"pkg/{pkg}", package_version(pkg))
+    for pkg, version in package_versions(_IMAGE_TOOLS).items():
+        key.add(f"pkg/{pkg}", version)
     return key.digest()
 
 

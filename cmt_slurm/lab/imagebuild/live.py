@@ -21,7 +21,7 @@ from ...errors import BackendError
 from . import cpio, kernel
 from .cache import KeyBuilder, sha256_file
 from .closure import Stager
-from .tools import SYSTEM_PATH, need, package_version, run
+from .tools import SYSTEM_PATH, need, package_versions, run
 
 #: Source packages whose versions go into the base's cache key.
 HOST_PACKAGES = (
@@ -72,8 +72,8 @@ def base_key(src: LiveSources, kdeb: kernel.KernelDeb) -> KeyBuilder:
     for name in ("live.py", "kernel.py", "closure.py", "cpio.py"):
         key.add_file(f"builder/{name}", here / name)
     key.add("kernel", f"{kdeb.package}={kdeb.version}")
-    for pkg in HOST_PACKAGES:
-        key.add(f"pkg/{pkg}", package_version(pkg))
+    for pkg, version in package_versions(HOST_PACKAGES).items():
+        key.add(f"pkg/{pkg}", version)
     return key
 
 

@@ -83,6 +83,24 @@ def run(
     return out.decode(errors="replace")
 
 
+def package_versions(packages: Sequence[str]) -> dict[str, str]:
+    """Installed versions of Debian packages in one dpkg-query call ('' for a package not installed)."""
+    found = dict.fromkeys(packages, "")
+    try:
+        proc = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Package}\t${Version}\t${db:Status-Abbrev}\n", *packages],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    except FileNotFoundError:
+        return found
+    for line in proc.stdout.splitlines():
+        name, _, rest = line.partition("\t")
+        version, _, status = rest.partition("\t")
+        if name.split(":")[0] in found and status.startswith("ii"):
+            found[name.split(":")[0]] = version
+    return found
+
+
 def package_version(package: str) -> str:
     """Installed version of a Debian package, or '' when it is not installed."""
     try:
