@@ -19,17 +19,19 @@ stream (never a longer one); ``?progress=0`` leaves the progress messages out.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from ..errors import BadInput
+from ..errors import BadInput, CmtError
 from .state import server_state
 from .validate import NAME, query_int
 
 bp = Blueprint("events", __name__, url_prefix="/events")
+log = logging.getLogger("cmt_slurm.server")
 
 POLL_S = 1.0
 HEARTBEAT_S = 15.0
@@ -67,7 +69,7 @@ def stream() -> Response:
     if since is None:
         since = prov.last_event_id()
     cfg = current_app.config
-    poll = float(cfg.get("CMT_SSE_POLL_S", POLL_S))
+    interval = float(cfg.get("CMT_SSE_POLL_S", POLL_S))
     heartbeat = float(cfg.get("CMT_SSE_HEARTBEAT_S", HEARTBEAT_S))
     lifetime = float(cfg.get("CMT_SSE_MAX_S", STREAM_MAX_S))
     # A client may ask for a shorter stream (scripts, tests); never a longer one.
@@ -78,6 +80,18 @@ def stream() -> Response:
     with_progress = request.args.get("progress", "1") not in ("0", "false", "no")
 
     def generate(last_id: int) -> Iterator[str]:
+        # The response has started: an error can no longer become an error document, so the stream
+        # ends with a comment saying why and the client reconnects (resuming by id) a second later.
+        try:
+            yield from poll(last_id)
+        except CmtError as exc:
+            log.warning("event stream ended: %s", exc)
+            yield f": stream ended: {exc.code}\n\n"
+        except Exception:
+            log.exception("event stream failed")
+            yield ": stream ended: internal error\n\n"
+
+    def poll(last_id: int) -> Iterator[str]:
         start = time.monotonic()
         last_beat = start
         last_progress: Any = None
@@ -103,7 +117,7 @@ def stream() -> Response:
             elif now - last_beat >= heartbeat:
                 last_beat = now
                 yield ": keepalive\n\n"
-            time.sleep(poll)
+            time.sleep(interval)
         yield ": stream lifetime reached, reconnect with Last-Event-ID\n\n"
 
     resp = Response(generate(since), mimetype="text/event-stream")
