@@ -65,7 +65,7 @@ def plan_actions(
             continue
         failed = srv.get("state") == "failed"
         # Only failure drains are ours to lift: "cmt: reimage to X" is an admin's ASAP reboot in progress.
-        ours = sn.drained and is_failure_reason(sn.reason) and not sn.rebooting
+        ours = sn.drained and is_failure_reason(sn.reason)
         if failed:
             reason = str(srv.get("reason") or f"{REASON_PREFIX}reimage failed (see cmt node show {name})")
             if not reason.startswith(REASON_PREFIX):
