@@ -47,7 +47,7 @@ def _shown(text: str) -> str:
 def feature_name_problem(name: str) -> str | None:
     """Why ``name`` cannot be an extra static feature, or None."""
     if any(name.startswith(p) for p in RESERVED_PREFIXES):
-        return f'{_shown(name)} starts with {name.partition("=")[0]}=, which the catalogue sets itself'
+        return f"{_shown(name)} starts with {name.partition('=')[0]}=, which the catalogue sets itself"
     if not SLURM_FEATURE.fullmatch(name):
         return f"{_shown(name)} is not a valid Slurm feature name ([A-Za-z_=][A-Za-z0-9_.=]*)"
     return None
