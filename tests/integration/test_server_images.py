@@ -160,7 +160,11 @@ def test_ranges_are_sent_with_sendfile(image_server: ServerProcess, tmp_path: Pa
                 break
     finally:
         tracer.terminate()
-        tracer.wait(timeout=10)
+        try:
+            tracer.wait(timeout=30)  # detaching from every worker thread takes a while under load
+        except subprocess.TimeoutExpired:
+            tracer.kill()
+            tracer.wait(timeout=10)
     trace = out.read_text()
     sendfiles = re.findall(r"sendfile\(\d+, \d+, \[(\d+)\] => \[(\d+)\], (\d+)\)", trace)
     assert sendfiles, trace[-3000:]
