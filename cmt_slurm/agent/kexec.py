@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..runner import CommandRunner
-from .bootcfg import BootConfig
+from .bootcfg import BootConfig, find_boot_config
+from .disk import fs_uuid, parse_sfdisk_json
 from .transfer import Opener, RetryPolicy, download, require_http_url, urlopen
 
 #: The reboot hook has seconds, not minutes: a few quick tries, then the firmware fallback.
@@ -28,6 +29,27 @@ def load(runner: CommandRunner, boot: BootConfig, cmdline: str) -> list[str]:
     argv.append(f"--append={cmdline}")
     runner.run(argv, timeout=120)
     return argv
+
+
+def load_local(runner: CommandRunner, disk: str, mountpoint: Path) -> BootConfig:
+    """Load the OS already on ``disk`` (its last partition's boot config) for kexec.
+
+    The safe fallback when a reimage failed before the disk was touched: straight back into the old OS
+    without the firmware (which also works for images that carry no boot loader).
+    :raises CmtError: no partition table, no filesystem, no kernel, or ``kexec -l`` refused.
+    """
+    table = parse_sfdisk_json(runner.run(["sfdisk", "--json", disk], timeout=60).stdout, disk)
+    root = table.root()
+    fstype = runner.run(["blkid", "-o", "value", "-s", "TYPE", root.node], timeout=30).stdout.strip()
+    uuid = fs_uuid(runner, root.node)
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    runner.run(["mount", "-o", "ro", "-t", fstype or "auto", root.node, str(mountpoint)], timeout=120)
+    try:
+        boot = find_boot_config(mountpoint, f"root=UUID={uuid} rw" if uuid else "")
+        load(runner, boot, boot.cmdline)
+    finally:
+        runner.run(["umount", str(mountpoint)], check=False, timeout=120)
+    return boot
 
 
 def execute(runner: CommandRunner, systemd: bool = False) -> None:

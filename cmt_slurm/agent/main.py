@@ -326,13 +326,27 @@ class Agent:
         delivered = self._report_failure(failed.message)
         stay = self.disk_touched or self.opts.debug
         if not stay:
-            d.console("the disk was not touched: rebooting into the old OS")
+            d.console("the disk was not touched: booting the old OS")
             if d.execute:
-                kexec.firmware_reboot(d.runner)
+                self._boot_old_os()
             return Outcome("reboot", self.node, self.stage, failed.message, self.timings)
         why = "the disk was written" if self.disk_touched else "cmt.debug is set"
         d.console(f"staying in the live environment ({why}); report delivered: {delivered}")
         return Outcome("stay", self.node, self.stage, failed.message, self.timings)
+
+    def _boot_old_os(self) -> None:
+        """kexec into the intact old OS; the firmware reboot only when there is none (or kexec fails)."""
+        d = self.deps
+        try:
+            target = self.opts.disk or default_disk(d.disks())
+            boot = kexec.load_local(d.runner, target, d.mountpoint)
+            d.console(f"kexec into the old OS on {target}: {boot.source}")
+            kexec.execute(d.runner)
+            d.console("kexec -e returned")
+        except CmtError as exc:
+            d.console(f"no old OS to kexec into ({exc.message})")
+        d.console("rebooting through the firmware")
+        kexec.firmware_reboot(d.runner)
 
     def _report_failure(self, message: str) -> bool:
         if self.api.deployment is None:

@@ -246,7 +246,20 @@ def test_server_down_fails_cleanly_after_bounded_retries(tmp_path: Path) -> None
     client.fail["report"] = list(down)
     outcome = make(tmp_path, REIMAGE, client, run).run()
     assert outcome.action == "reboot" and "gave up after 3 attempts" in (outcome.error or "")
-    assert run.names() == ["sync", "reboot"]
+    # the disk is intact: straight back into the old OS with kexec (the fake returns, so firmware follows)
+    assert run.names() == [
+        "sfdisk",
+        "blkid",
+        "blkid",
+        "mount",
+        "kexec",
+        "umount",
+        "sync",
+        "kexec",
+        "sync",
+        "reboot",
+    ]
+    assert run.argvs[3][:3] == ["mount", "-o", "ro"]
 
 
 def test_4xx_report_is_not_retried(tmp_path: Path) -> None:
@@ -344,3 +357,17 @@ def test_failed_report_not_delivered_is_retried_when_the_disk_was_written(tmp_pa
     outcome = agent.run()
     assert outcome.action == "stay" and outcome.stage == "grow"
     assert client.reports[-1][0] == "failed"
+
+
+def test_blank_disk_without_an_old_os_falls_back_to_the_firmware(tmp_path: Path) -> None:
+    client = FakeClient(plan(sha256="0" * 64))
+    run = runner().on(
+        "sfdisk",
+        "--json",
+        returncode=1,
+        stderr="sfdisk: /dev/vda: does not contain a recognized partition table",
+    )
+    outcome = make(tmp_path, REIMAGE, client, run).run()
+    assert outcome.action == "reboot"
+    assert ["kexec", "-e"] not in run.argvs
+    assert run.names()[-3:] == ["sfdisk", "sync", "reboot"]
