@@ -9,6 +9,7 @@ import pytest
 from cmt_slurm.errors import BackendError, BadInput, NotFound
 from cmt_slurm.runner import TIMEOUT_RC, CommandResult
 from cmt_slurm.slurm.client import SlurmCli
+from cmt_slurm.slurm.watch import Action, plan_actions
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "slurm"
 
@@ -147,3 +148,26 @@ def test_timeout_and_missing_binary_are_backend_errors() -> None:
     with pytest.raises(BackendError, match="squeue: command not found") as err:
         cli.jobs()
     assert "slurm-client" in (err.value.hint or "")
+
+
+def test_a_node_rebooting_for_a_job_as_22_05_shows_it() -> None:
+    # Recorded while a job asking os:debian13 waited for n1 (n2 busy): ActiveFeatures already say the
+    # target (Slurm rewrites them before the reboot), the flags say it is not there yet.
+    cli, _ = client_with(sinfo="sinfo-powering-up.json", squeue="squeue-configuring.json")
+    n1 = cli.node("n1")
+    assert (n1.state, n1.rebooting, n1.usable) == ("allocated", True, False)
+    assert n1.active_features == ("os=debian13",)
+    busy, waiting = cli.jobs()
+    assert (busy.state, busy.nodes) == ("RUNNING", ("n2",))
+    assert (waiting.state, waiting.nodes, waiting.constraint, waiting.name) == (
+        "CONFIGURING", ("n1",), "os=debian13", "wants-debian13",
+    )  # fmt: skip
+
+
+def test_the_watcher_plans_on_recorded_slurm_state() -> None:
+    cli, _ = client_with(sinfo="sinfo-powering-up.json", squeue="squeue-configuring.json")
+    reason = "cmt: reimage to debian13-2026.11 failed at write: checksum mismatch"
+    server = [{"name": "n1", "state": "failed", "reason": reason}, {"name": "n2", "state": "ready"}]
+    assert plan_actions(server, cli.nodes(), cli.jobs(), set()) == [
+        Action("drain", "n1", reason), Action("requeue", "n1", job=2),
+    ]  # fmt: skip
