@@ -98,3 +98,13 @@ def test_a_job_on_an_active_os_runs_without_reboot(cluster: MiniCluster) -> None
     assert cluster.job_output(job).strip() == "rocky8"
     assert {n["name"]: n["boot_time"] for n in cluster.sinfo_nodes()} == before
     assert not (cluster.node_dir("n2") / "var-lib-cmt" / "request.json").exists()
+
+
+def test_job_submit_also_checks_a_modified_constraint(cluster: MiniCluster) -> None:
+    job = cluster.sbatch("--hold", "--constraint=os:rocky8", script="#!/bin/sh\ntrue\n")
+    cluster.run("scontrol", "update", f"JobId={job}", "Features=os:debian12&libc:2.30")
+    assert _constraint(cluster, job) == "os=debian12&libc=2.34"
+    refused = cluster.run("scontrol", "update", f"JobId={job}", "Features=os:plan9", check=False)
+    assert refused.returncode != 0
+    assert _constraint(cluster, job) == "os=debian12&libc=2.34"
+    cluster.run("scancel", str(job))
