@@ -121,7 +121,9 @@ def send_request(node: dict[str, object] | None, features: list[str], timeout: f
         return SendResult(
             False, error=f"{nodefile.node_file()}: no node name or token to ask the server with"
         )
-    client = server_client(node, timeout)
+    # Mapping an image feature costs a second call: split the budget so the total stays bounded.
+    two_calls = any(f.startswith("image=") for f in features)
+    client = server_client(node, timeout / 2 if two_calls else timeout)
     if client is None:
         return SendResult(False, error=f"{nodefile.node_file()}: no server URL")
     try:

@@ -1,8 +1,11 @@
 """Admin paths on real Slurm with the real server: pre-provisioning without a job, and the helper's cost."""
 
+import http.server
 import json
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +14,7 @@ import pytest
 from slurm.fixtures import need_slurm
 from slurm.lab import Lab, start_lab
 
+from cmt_slurm.agent import hooks_helper, nodefile
 from cmt_slurm.runner import SubprocessRunner
 from cmt_slurm.slurm.client import PrefixedRunner, SlurmCli
 from cmt_slurm.slurm.reimage import reimage_node
@@ -106,3 +110,32 @@ def test_helper_without_argument_imports_only_the_standard_library(tmp_path: Pat
     }
     assert not [m for m in loaded if m.split(".")[0] in heavy]
     assert len(loaded) < 25, loaded
+
+
+class _SlowHandler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        time.sleep(3)  # longer than the helper's budget in the test
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_helper_against_a_slow_server_records_the_failure_and_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowHandler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        node_json = tmp_path / "node.json"
+        url = f"http://127.0.0.1:{srv.server_address[1]}"
+        node_json.write_text(json.dumps({"node": "n1", "image": "x", "server": url, "token": "t"}))
+        monkeypatch.setenv("CMT_NODE_FILE", str(node_json))
+        monkeypatch.setenv("CMT_REQUEST_FILE", str(tmp_path / "request.json"))
+        assert hooks_helper.record_and_send("os=rocky9", timeout=0.5) == 0
+        with nodefile.locked_request() as req:
+            assert (req.features, req.sent) == (["os=rocky9"], False)
+            assert req.error is not None and "timed out" in req.error
+    finally:
+        srv.shutdown()
