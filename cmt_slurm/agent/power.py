@@ -12,9 +12,13 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..runner import CommandRunner
 
 
 @dataclass(frozen=True)
@@ -50,27 +54,38 @@ class KexecDriver:
 
     disk: str | None = None
     console: tuple[str, ...] = ()
+    #: Injected in tests; the real ones by default (imported only on this path).
+    runner: CommandRunner | None = None
+    opener: Any = None
+    workdir: Path = Path("/run/cmt/kexec")
+    systemd: bool | None = None
+
+    def _runner(self) -> CommandRunner:
+        from ..runner import SubprocessRunner  # noqa: PLC0415 - only the reboot path needs it
+
+        return self.runner or SubprocessRunner()
 
     def reimage(self, target: ReimageTarget) -> None:
-        from ..runner import SubprocessRunner  # noqa: PLC0415 - only the reboot path needs them
         from .kexec import firmware_reboot, kexec_live, live_cmdline  # noqa: PLC0415
 
-        runner = SubprocessRunner()
+        runner = self._runner()
         if target.token:
             cmdline = live_cmdline(
                 target.server, target.deployment, target.token, disk=self.disk, extra=self.console
             )
-            try:
-                kexec_live(target.server, cmdline, runner)  # returns only if the jump failed
-            except Exception as exc:  # any failure here still has a working fallback: reboot
+            extra: dict[str, Any] = {"opener": self.opener} if self.opener is not None else {}
+            try:  # returns only if the jump failed
+                kexec_live(
+                    target.server, cmdline, runner, workdir=self.workdir, systemd=self.systemd, **extra
+                )
+            except Exception as exc:  # any failure here still has a working fallback: the firmware
                 print(f"cmt-node reboot: kexec into the reimager failed: {exc}", file=sys.stderr)
-        firmware_reboot(runner)
+        firmware_reboot(runner, systemd=bool(self.systemd))
 
     def reboot(self) -> None:
-        from ..runner import SubprocessRunner  # noqa: PLC0415
         from .kexec import firmware_reboot  # noqa: PLC0415
 
-        firmware_reboot(SubprocessRunner())
+        firmware_reboot(self._runner(), systemd=bool(self.systemd))
 
 
 DRIVERS = ("kexec", "lab-namespace")

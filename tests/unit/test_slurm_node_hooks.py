@@ -13,6 +13,7 @@ from cmt_slurm.agent.cli import main as cli_main
 from cmt_slurm.agent.power import KexecDriver, ReimageTarget, driver_from_env
 from cmt_slurm.agent.power_lab import NamespaceLabDriver
 from cmt_slurm.errors import BackendError, ConfigError, NoMatch
+from cmt_slurm.runner import FakeRunner
 
 NODE = {"node": "n1", "image": "debian12-2026.11", "features": ["os=debian12", "libc=2.17", "libc=2.36"],
         "server": "http://127.0.0.1:9", "token": "node-token"}  # fmt: skip
@@ -223,3 +224,46 @@ def test_cmt_node_helper_and_features_through_the_real_entry_point(
     helper = capsys.readouterr().out
     assert cli_main(["features"]) == 0
     assert capsys.readouterr().out == helper == "os=debian12\nlibc=2.17\nlibc=2.36\nimage=debian12_2026.11\n"
+
+
+class _Live:
+    status = 200
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read(self, n: int = -1) -> bytes:
+        out, self.data = self.data, b""
+        return out
+
+    def getheader(self, name: str, default: str | None = None) -> str | None:
+        return default
+
+    def close(self) -> None:
+        pass
+
+
+def test_kexec_driver_jumps_into_the_reimager_with_the_token(tmp_path: Path) -> None:
+    run = FakeRunner()
+    drv = KexecDriver(
+        disk="/dev/vda", runner=run, opener=lambda r, t: _Live(b"k"), workdir=tmp_path, systemd=False
+    )
+    drv.reimage(ReimageTarget("http://10.0.0.1:8080", "n1", 9, "tok"))
+    # (A real ``kexec -e`` never returns; the fake one does, so the firmware fallback follows here.)
+    assert run.names()[:3] == ["kexec", "sync", "kexec"]
+    assert run.argvs[0][-1] == (
+        "--append=cmt.server=http://10.0.0.1:8080 cmt.mode=reimage cmt.deployment=9 cmt.token=tok cmt.disk=/dev/vda"
+    )
+    assert run.argvs[2] == ["kexec", "-e"]
+
+
+def test_kexec_driver_falls_back_to_the_firmware(tmp_path: Path) -> None:
+    run = FakeRunner().on("kexec", "-l", returncode=1, stderr="Cannot load vmlinuz")
+    drv = KexecDriver(runner=run, opener=lambda r, t: _Live(b"k"), workdir=tmp_path, systemd=False)
+    drv.reimage(ReimageTarget("http://s", "n1", 9, "tok"))
+    assert run.names() == ["kexec", "sync", "reboot"]
+    no_token = FakeRunner()
+    KexecDriver(runner=no_token, workdir=tmp_path, systemd=False).reimage(
+        ReimageTarget("http://s", "n1", 9, None)
+    )
+    assert no_token.names() == ["sync", "reboot"]  # PXE fetches a token: no kexec without one
