@@ -9,6 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Tests assert behaviour, never wall-clock times: on a loaded 2-core CI machine Hypothesis's deadline and
+# "input generation is slow" checks would fail correct code.
+settings.register_profile(
+    "cmt", deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+settings.load_profile("cmt")
 
 REPO = Path(__file__).resolve().parent.parent
 
