@@ -173,6 +173,8 @@ def slurmd_defaults(ctl_addr: str) -> str:
 
 #: Seconds Slurm allows a lab reimage besides the transfer (sizes ResumeTimeout; see cmt_config_files).
 LAB_REIMAGE_OVERHEAD_S = 1200
+#: helpers.conf ExecTime for the lab (seconds): a loaded TCG VM starts Python slowly.
+LAB_HELPER_EXEC_TIME_S = 60
 
 #: Lab only: root logs in on the serial console without a password (``cmt lab console NODE``).
 AUTOLOGIN = """[Service]
@@ -207,7 +209,14 @@ def cmt_config_files(catalogue: Catalogue) -> tuple[dict[str, str], dict[str, st
 
     # ResumeTimeout/BootTime: TCG VMs on a shared 2-core host take minutes where metal takes one; a
     # timeout there would requeue the job mid-reimage (measured: 6+ min with 7 agents on the machine).
-    opts = ConfigOptions(mode="helpers", wrapper_dir=WRAPPER_DIR, reimage_overhead_s=LAB_REIMAGE_OVERHEAD_S)
+    # ExecTime: the helper is a Python start per Feature line; past ExecTime slurmd drops its answer and
+    # slurmctld keeps only the feature it rebooted the node for (os=X without its libc=, image=).
+    opts = ConfigOptions(
+        mode="helpers",
+        wrapper_dir=WRAPPER_DIR,
+        reimage_overhead_s=LAB_REIMAGE_OVERHEAD_S,
+        exec_time_s=LAB_HELPER_EXEC_TIME_S,
+    )
     cfg = generate(catalogue, opts)
     beside = {
         "helpers.conf": cfg.helpers_conf,
