@@ -139,3 +139,4 @@ def test_helper_against_a_slow_server_records_the_failure_and_returns(
             assert req.error is not None and "timed out" in req.error
     finally:
         srv.shutdown()
+        srv.server_close()
