@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 import traceback
 
 from ..errors import CmtError
 
-# name -> (module, help). Each module provides ``add_arguments(parser)`` and ``run(args) -> int``.
+# name -> (module, help). Each module provides ``add_<name>_arguments(parser)`` (optional) and
+# ``run_<name>(args) -> int``. Only the chosen command's module is imported.
 COMMANDS: dict[str, tuple[str, str]] = {
     "helper": (
         "cmt_slurm.agent.hooks_helper",
@@ -27,17 +27,26 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _parser() -> argparse.ArgumentParser:
+def chosen_command(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is one), without importing anything."""
+    for word in argv:
+        if word in COMMANDS:
+            return word
+        if not word.startswith("-"):
+            return None
+    return None
+
+
+def _parser(chosen: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cmt-node", description=__doc__.split("\n\n")[0] if __doc__ else None
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_) in COMMANDS.items():
-        if importlib.util.find_spec(module) is None:
-            continue
         p = sub.add_parser(name, help=help_)
-        getattr(importlib.import_module(module), f"add_{name}_arguments", _no_args)(p)
+        if name == chosen:
+            getattr(importlib.import_module(module), f"add_{name}_arguments", _no_args)(p)
     return parser
 
 
@@ -46,9 +55,12 @@ def _no_args(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    chosen = chosen_command(argv)
+    parser = _parser(chosen)
+    args = parser.parse_args(argv)
     if not args.command:
-        _parser().print_help()
+        parser.print_help()
         return 2
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
