@@ -10,6 +10,7 @@ import click
 from ..errors import BackendError
 from ..provisioner import Provisioner
 from ..slurm.client import SlurmCli, SlurmClient
+from ..slurm.reimage import reimage_node
 from ..store.deployments import Deployment
 from ..store.nodes import Node
 from .admin_db import actor, db_option, json_option, open_provisioner, when
@@ -127,9 +128,29 @@ def slurm_client() -> SlurmClient:
     return SlurmCli()
 
 
+class _ProvisionerTargets:
+    """``reimage_node``'s server port, over the local provisioner (the head-node path: no HTTP)."""
+
+    def __init__(self, prov: Any, who: str) -> None:
+        self.prov, self.who = prov, who
+        self.deployment: Any = None
+
+    def set_target(self, name: str, image: str) -> dict[str, Any]:
+        self.deployment = self.prov.set_target(name, image, self.who)
+        return dict(_public(self.deployment))
+
+
 @node.command("reimage")
 @click.argument("name")
 @click.argument("image")
+@click.option(
+    "--when",
+    "when_",
+    type=click.Choice(["idle", "now"]),
+    default="idle",
+    show_default=True,
+    help="idle: let running jobs finish first; now: requeue the node's jobs and reboot at once.",
+)
 @click.option("--reboot/--no-reboot", default=True, show_default=True, help="Ask Slurm to reboot the node.")
 @click.option(
     "--catalogue", type=click.Path(path_type=Path), help="Manifest directory (default: catalogue_dir)."
@@ -138,33 +159,40 @@ def slurm_client() -> SlurmClient:
 @json_option
 @pass_cli
 def reimage(
-    cli: CliContext, name: str, image: str, *, reboot: bool, catalogue: Path | None, db_url: str | None,
-    as_json: bool,
+    cli: CliContext, name: str, image: str, *, when_: str, reboot: bool, catalogue: Path | None,
+    db_url: str | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Set the target, then `scontrol reboot ASAP nextstate=resume NAME`: the node reimages once idle.
 
-    Slurm drains the node until the reboot (no new jobs), reboots it when its jobs end, and resumes it when
-    it registers again from the new image.
+    Slurm drains the node until the reboot (no new jobs), reboots it when its jobs end (or at once with
+    --when now, after requeueing them), and resumes it when it registers again from the new image.
     """
     prov = open_provisioner(cli, db_url, catalogue=True, catalogue_dir=catalogue)
-    dep = prov.set_target(name, image, actor())
-    if reboot:
+    if not reboot:
+        data = dict(_public(prov.set_target(name, image, actor())))
+    else:
+        targets = _ProvisionerTargets(prov, actor())
         try:
-            slurm_client().reboot([name], f"cmt: reimage to {dep.image}")
+            data = reimage_node(targets, slurm_client(), name, image, when_)
         except BackendError as exc:
+            if targets.deployment is None:
+                raise
+            dep = targets.deployment
             raise BackendError(
                 f"{name}: target set to {dep.image} (deployment {dep.id}), but Slurm refused the reboot: "
                 f"{exc.message}",
                 hint=f"fix Slurm, then: scontrol reboot ASAP nextstate=resume {name}",
                 details=exc.details,
             ) from exc
+    how = (
+        ("; Slurm reboots it " + ("when idle" if when_ == "idle" else "now"))
+        if reboot
+        else "; reboot it to start"
+    )
     emit(
-        {**_public(dep), "reboot_requested": reboot},
+        {**data, "reboot_requested": reboot, "when": when_},
         as_json,
-        lambda _d: click.echo(
-            f"{name}: reimage to {dep.image} (deployment {dep.id})"
-            + ("; Slurm reboots it when idle" if reboot else "; reboot it to start")
-        ),
+        lambda d: click.echo(f"{name}: reimage to {d.get('image', image)} (deployment {d.get('id')})" + how),
     )
 
 

@@ -160,18 +160,29 @@ def test_bad_db_url_is_a_config_error(capsys: pytest.CaptureFixture[str], clean_
     assert "is not a database URL" in capsys.readouterr().err
 
 
+SLURM_DATA = Path(__file__).resolve().parents[1] / "data" / "slurm"
+
+
+def sinfo_with(name: str) -> str:
+    """Real `sinfo --json` output of this Slurm, with its first node renamed to ``name``."""
+    data = json.loads((SLURM_DATA / "sinfo-idle.json").read_text())
+    data["nodes"][0]["name"] = name
+    return json.dumps(data)
+
+
 def test_reimage_sets_the_target_and_asks_slurm_to_reboot(
     env: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     prov: Provisioner = env["prov"]
     name = prov.register_node([mac(5)], lldp(5)).node.name
-    runner = FakeRunner()  # the scontrol process boundary; SlurmCli builds the real command line
+    runner = FakeRunner()  # the Slurm process boundary; SlurmCli builds the real command lines
+    runner.on("sinfo", stdout=sinfo_with(name))
     monkeypatch.setattr(node_cmd, "slurm_client", lambda: SlurmCli(runner=runner))
     assert run(["node", "reimage", name, "rocky9-2026.10", "--json"]) == 0
     assert out_json(capsys)["reboot_requested"] is True
-    assert runner.argvs == [
-        ["scontrol", "reboot", "ASAP", "nextstate=resume", "reason=cmt: reimage to rocky9-2026.10", name]
-    ]
+    assert runner.argvs[-1] == [
+        "scontrol", "reboot", "ASAP", "nextstate=resume", "reason=cmt: reimage to rocky9-2026.10", name
+    ]  # fmt: skip
     assert prov.get_node(name).target_image == "rocky9-2026.10"
     runner.on("scontrol", returncode=1, stderr="slurm_reboot error: Invalid node name specified")
     prov.forget(name, "test")
@@ -181,6 +192,18 @@ def test_reimage_sets_the_target_and_asks_slurm_to_reboot(
     assert "target set to rocky9-2026.10" in err and "Invalid node name" in err
     assert run(["node", "reimage", name, "debian12-2026.11", "--no-reboot"]) == 0
     assert "reboot it to start" in capsys.readouterr().out
+
+
+def test_reimage_unknown_to_slurm_records_nothing(
+    env: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prov: Provisioner = env["prov"]
+    name = prov.register_node([mac(6)], lldp(6)).node.name
+    runner = FakeRunner().on("sinfo", stdout=sinfo_with("someone-else"))
+    monkeypatch.setattr(node_cmd, "slurm_client", lambda: SlurmCli(runner=runner))
+    assert run(["node", "reimage", name, "rocky9-2026.10", "--when", "now"]) == 4
+    assert "is not in Slurm" in capsys.readouterr().err
+    assert prov.get_node(name).target_image is None
 
 
 def test_unreachable_database_is_one_line_exit_1(capsys: pytest.CaptureFixture[str], clean_env: None) -> None:
