@@ -32,7 +32,7 @@ JOB_WRAP = "cat /etc/os-release; ldd --version | head -1"
 #: Where a job's output lands on its node (nodes share no filesystem with the controller).
 OUTPUT = "/root/cmt-demo-%j.out"
 #: Node, state, active features (the image it runs), available features (every image it can run).
-SINFO_FORMAT = "%9N %11T %43b %f"
+SINFO_FORMAT = "%9N %11T %55b %f"
 
 
 @dataclass
