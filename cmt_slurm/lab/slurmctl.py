@@ -216,6 +216,9 @@ def cmt_config_files(catalogue: Catalogue) -> tuple[dict[str, str], dict[str, st
         wrapper_dir=WRAPPER_DIR,
         reimage_overhead_s=LAB_REIMAGE_OVERHEAD_S,
         exec_time_s=LAB_HELPER_EXEC_TIME_S,
+        # The fast-start PrologSlurmctld needs `cmt` and a hook config on the controller host; the lab
+        # does not install them yet, and a missing PrologSlurmctld would requeue every job.
+        fast_start=False,
     )
     cfg = generate(catalogue, opts)
     beside = {
@@ -224,7 +227,8 @@ def cmt_config_files(catalogue: Catalogue) -> tuple[dict[str, str], dict[str, st
         "job_submit.lua": job_submit_lua(),
         "cmt-slurm.conf": cfg.slurm_conf,
     }
-    return beside, dict(cfg.wrappers)
+    # Only the node-side wrappers go into new roots; controller hooks (cmt-*-ctld) stay off the nodes.
+    return beside, {k: v for k, v in cfg.wrappers.items() if k.startswith("cmt-node-")}
 
 
 class LabController:
