@@ -31,6 +31,8 @@ DEFAULT_WORKDIR = Path(".lab")
 JOB_WRAP = "cat /etc/os-release; ldd --version | head -1"
 #: Where a job's output lands on its node (nodes share no filesystem with the controller).
 OUTPUT = "/root/cmt-demo-%j.out"
+#: The CLI of the interpreter running the demo (``make`` installs it in .venv; it need not be on PATH).
+CMT = str(Path(sys.executable).with_name("cmt")) if Path(sys.executable).with_name("cmt").exists() else "cmt"
 #: Node, state, active features (the image it runs), available features (every image it can run).
 SINFO_FORMAT = "%9N %11T %55b %f"
 
@@ -221,8 +223,8 @@ class Demo:
             self.out(f"The lab stays up. Dashboard: {self.lab.host_url}/\n"
                      f"  Slurm:   ip netns exec {self.lab.net.netns} "
                      f"env SLURM_CONF={self.ctl.layout.client_conf} sinfo\n"
-                     f"  console: cmt lab console node2 --workdir {self.o.workdir}\n"
-                     f"  stop:    cmt lab down --workdir {self.o.workdir}")  # fmt: skip
+                     f"  console: {CMT} lab console node2 --workdir {self.o.workdir}\n"
+                     f"  stop:    {CMT} lab down --workdir {self.o.workdir}")  # fmt: skip
         else:
             self.lab.down()
             self.out("lab down (DEMO_KEEP=0)")
