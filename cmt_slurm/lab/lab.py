@@ -146,10 +146,16 @@ class Lab:
         self._save()
         return rec
 
-    def stop_service(self, name: str) -> bool:
+    def stop_service(self, name: str, *, kill: bool = False) -> bool:
+        """Stop a recorded process. ``kill``: SIGKILL its whole process group at once, as a crash
+        would (a SIGTERM'd gunicorn finishes the downloads in flight, which is not a server dying)."""
         rec = self.state.processes.pop(name, None)
         self._save()
-        return procs.stop(rec) if rec else False
+        if rec is None:
+            return False
+        if kill:
+            return procs.kill_group(rec)
+        return procs.stop(rec)
 
     # -- up / down ----------------------------------------------------------------------------------
     def up(

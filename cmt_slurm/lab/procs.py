@@ -121,6 +121,16 @@ def stop(rec: ProcRecord, timeout: float = 10.0, sig: int = signal.SIGTERM) -> b
     return True
 
 
+def kill_group(rec: ProcRecord) -> bool:
+    """SIGKILL the process group ``rec`` leads (``spawn`` gives each process its own session)."""
+    if not alive(rec):
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(rec.pid, signal.SIGKILL)
+    wait_gone(rec, 5.0)
+    return True
+
+
 def wait_gone(rec: ProcRecord, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -8,6 +8,7 @@ The tests run in file order on one VM: each starts from the state the previous o
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -169,12 +170,14 @@ def test_server_dying_mid_transfer_is_survived(lab: Lab, lab_images: LabImages) 
         return d["stage"] != "transfer" or bool(d["progress_bytes"])
 
     wait_until(bytes_flowing, 120, "the first progress report", interval=0.2)
-    lab.stop_service("server")  # mid-transfer: the agent's download and reports meet a dead server
+    lab.stop_service("server", kill=True)  # mid-transfer: the download's connection dies with it
     time.sleep(4)
     lab.restart_server()
     _os_up(log, lab_images.a.os_version)
     text = log.text()
     assert "retrying in" in text, "the agent never had to retry: the server died too late"
+    requests = re.search(r"stage verify: \d+ bytes received in (\d+) request", text)
+    assert requests and int(requests.group(1)) >= 2, "the download was not resumed"
     _ready_with(lab, lab_images.a.name)
 
 
@@ -184,7 +187,7 @@ def test_server_down_for_good_fails_cleanly_with_the_old_os(lab: Lab, lab_images
     lab.api().set_target(NODE, lab_images.b.name)
     log = _reboot_through_firmware(lab)
     log.wait_for(r"cmt-agent: stage transfer:", BOOT_TIMEOUT, fail=AGENT_FAILED)
-    lab.stop_service("server")
+    lab.stop_service("server", kill=True)
     failed = log.wait_for(AGENT_FAILED, 300).group(0)
     assert "gave up after" in failed, failed
     lab.restart_server()  # the agent is still retrying its failure report
