@@ -37,6 +37,12 @@ def _reboot_through_firmware(lab: Lab) -> qemu.ConsoleLog:
     return log
 
 
+def _clear_failure(lab: Lab) -> None:
+    """An operator clearing the previous test's failure (a no-op when the node is not failed)."""
+    if _node(lab)["state"] == "failed":
+        _clear_failure(lab)
+
+
 def _from_now(lab: Lab) -> qemu.ConsoleLog:
     """The console from here on (a wait on it ignores the agent's FAILED line printed before)."""
     return qemu.ConsoleLog(lab.vm(1).spec.console_log)
@@ -149,7 +155,7 @@ def test_qcow2_with_a_backing_file_is_refused(lab: Lab, lab_images: LabImages, t
         ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "qcow2", str(overlay)], check=True
     )
     name = _publish_variant(lab, lab_images.a, "with-backing", overlay)
-    lab.api().drain_cleared(NODE)
+    _clear_failure(lab)
     lab.api().set_target(NODE, name)
     log = _reboot_through_firmware(lab)
     node = _failed(lab)
@@ -160,7 +166,7 @@ def test_qcow2_with_a_backing_file_is_refused(lab: Lab, lab_images: LabImages, t
 
 
 def test_server_dying_mid_transfer_is_survived(lab: Lab, lab_images: LabImages) -> None:
-    lab.api().drain_cleared(NODE)
+    _clear_failure(lab)
     dep = lab.api().set_target(NODE, lab_images.a.name)["deployment"]
     log = _reboot_through_firmware(lab)
     log.wait_for(r"cmt-agent: stage transfer:", BOOT_TIMEOUT, fail=AGENT_FAILED)
