@@ -40,7 +40,7 @@ def _reboot_through_firmware(lab: Lab) -> qemu.ConsoleLog:
 def _clear_failure(lab: Lab) -> None:
     """An operator clearing the previous test's failure (a no-op when the node is not failed)."""
     if _node(lab)["state"] == "failed":
-        _clear_failure(lab)
+        lab.api().drain_cleared(NODE)
 
 
 def _from_now(lab: Lab) -> qemu.ConsoleLog:
