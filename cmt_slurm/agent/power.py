@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -58,7 +60,16 @@ class KexecDriver:
     runner: CommandRunner | None = None
     opener: Any = None
     workdir: Path = Path("/run/cmt/kexec")
+    #: None: detect a running systemd (``/run/systemd/system``).
     systemd: bool | None = None
+    #: ``systemctl kexec`` only queues the jump and returns at once: the orderly shutdown then stops
+    #: services and kexecs. Falling back to a firmware reboot at once would pre-empt it, so the fallback
+    #: waits this long first (it runs only if the shutdown never came).
+    kexec_grace_s: float = 120.0
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
+
+    def _systemd(self) -> bool:
+        return Path("/run/systemd/system").is_dir() if self.systemd is None else self.systemd
 
     def _runner(self) -> CommandRunner:
         from ..runner import SubprocessRunner  # noqa: PLC0415 - only the reboot path needs it
@@ -69,23 +80,25 @@ class KexecDriver:
         from .kexec import firmware_reboot, kexec_live, live_cmdline  # noqa: PLC0415
 
         runner = self._runner()
+        use_systemd = self._systemd()
         if target.token:
             cmdline = live_cmdline(
                 target.server, target.deployment, target.token, disk=self.disk, extra=self.console
             )
             extra: dict[str, Any] = {"opener": self.opener} if self.opener is not None else {}
             try:  # returns only if the jump failed
-                kexec_live(
-                    target.server, cmdline, runner, workdir=self.workdir, systemd=self.systemd, **extra
-                )
+                kexec_live(target.server, cmdline, runner, workdir=self.workdir, systemd=use_systemd, **extra)
+                if use_systemd:
+                    self.sleep(self.kexec_grace_s)
+                    print("cmt-node reboot: systemd did not kexec in time", file=sys.stderr)
             except Exception as exc:  # any failure here still has a working fallback: the firmware
                 print(f"cmt-node reboot: kexec into the reimager failed: {exc}", file=sys.stderr)
-        firmware_reboot(runner, systemd=bool(self.systemd))
+        firmware_reboot(runner, systemd=use_systemd)
 
     def reboot(self) -> None:
         from .kexec import firmware_reboot  # noqa: PLC0415
 
-        firmware_reboot(self._runner(), systemd=bool(self.systemd))
+        firmware_reboot(self._runner(), systemd=self._systemd())
 
 
 DRIVERS = ("kexec", "lab-namespace")

@@ -257,6 +257,19 @@ def test_kexec_driver_jumps_into_the_reimager_with_the_token(tmp_path: Path) -> 
     assert run.argvs[2] == ["kexec", "-e"]
 
 
+def test_kexec_driver_under_systemd_waits_for_the_queued_kexec(tmp_path: Path) -> None:
+    run = FakeRunner()
+    slept: list[float] = []
+    drv = KexecDriver(
+        runner=run, opener=lambda r, t: _Live(b"k"), workdir=tmp_path, systemd=True, sleep=slept.append
+    )
+    drv.reimage(ReimageTarget("http://s", "n1", 9, "tok"))
+    # `systemctl kexec` returns once the job is queued; the firmware fallback must not pre-empt it.
+    assert run.argvs[2] == ["systemctl", "kexec"]
+    assert slept == [drv.kexec_grace_s]
+    assert run.argvs[3:] == [["sync"], ["systemctl", "reboot"]]
+
+
 def test_kexec_driver_falls_back_to_the_firmware(tmp_path: Path) -> None:
     run = FakeRunner().on("kexec", "-l", returncode=1, stderr="Cannot load vmlinuz")
     drv = KexecDriver(runner=run, opener=lambda r, t: _Live(b"k"), workdir=tmp_path, systemd=False)
