@@ -9,25 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_run import run
 from provisioner_helpers import CATALOGUE, Clock, lldp, mac, make
 
 from cmt_slurm.catalogue import dump_manifest
 from cmt_slurm.cli import events as events_cmd
 from cmt_slurm.cli import node as node_cmd
-from cmt_slurm.cli.main import main
 from cmt_slurm.provisioner import Provisioner
 from cmt_slurm.runner import FakeRunner
 from cmt_slurm.slurm.client import SlurmCli
 from cmt_slurm.states import Stage
 from cmt_slurm.store import Store, head_revision
-
-
-def run(argv: list[str]) -> int:
-    try:
-        rc = main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return int(rc or 0)
 
 
 @pytest.fixture

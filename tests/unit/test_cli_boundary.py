@@ -2,16 +2,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from cmt_slurm.cli.main import main
-
-
-def run(argv: list[str]) -> int:
-    try:
-        rc = main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return int(rc or 0)
+from cli_run import run
 
 
 def test_help_lists_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,19 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from cmt_slurm.cli.main import main
+from cli_run import run
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 FIXTURE = DATA / "catalogue"
-
-
-def run(argv: list[str]) -> int:
-    try:
-        rc = main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return int(rc or 0)
 
 
 @pytest.fixture

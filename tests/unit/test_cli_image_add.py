@@ -5,19 +5,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from cli_run import run
 
 from cmt_slurm.catalogue import load_catalogue, load_manifest
-from cmt_slurm.cli.main import main
 
 FIXTURE = Path(__file__).resolve().parent.parent / "data" / "catalogue"
-
-
-def run(argv: list[str]) -> int:
-    try:
-        rc = main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return int(rc or 0)
 
 
 @pytest.fixture(autouse=True)

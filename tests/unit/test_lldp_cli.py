@@ -7,21 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_run import run
 
 from cmt_slurm.cli.lldp import _up_interfaces, hex_to_bytes
-from cmt_slurm.cli.main import main
 from cmt_slurm.errors import BadInput
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "lldp"
 LOCAL = DATA / "lldpd-local.bin"
-
-
-def run(argv: list[str]) -> int:
-    try:
-        rc = main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return int(rc or 0)
 
 
 @pytest.fixture(autouse=True)
