@@ -235,3 +235,14 @@ def test_cache_rebuilds_a_partial_entry_and_keeps_no_half_built_one(tmp_path: Pa
     entry = build_entry("kind", "k2", lambda out: {"ok": True}, root=tmp_path)
     assert entry.built_now and entry.info["ok"] is True
     assert not (entry.path / "thing").exists()
+
+
+def test_pin_ctimes_script_covers_every_inode_and_quotes_paths(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "a b").write_text("x")
+    (tmp_path / 'odd"name').write_text("x")
+    lines = disk.pin_ctimes_script(tmp_path, when=42).splitlines()
+    assert 'sif "/" ctime @42' in lines
+    assert 'sif "/etc" ctime @42' in lines
+    assert 'sif "/etc/a b" ctime @42' in lines and 'sif "/etc/a b" ctime_extra 0' in lines
+    assert not any("odd" in line for line in lines)  # cannot be quoted for debugfs: left alone

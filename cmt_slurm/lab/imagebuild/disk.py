@@ -76,6 +76,27 @@ def pin_atimes(root: Path, when: int = FAKE_TIME) -> None:
             os.utime(path, ns=(when * 1_000_000_000, st.st_mtime_ns), follow_symlinks=False)
 
 
+def pin_ctimes_script(root: Path, when: int = FAKE_TIME) -> str:
+    """debugfs commands that set every inode's ctime to ``when``.
+
+    ``pin_atimes`` (``os.utime``) moves each ctime to *now*, and mkfs.ext4 -d copies ctimes, so without
+    this two builds of one tree differed by the second they ran in. ctime cannot be set from user space;
+    debugfs writes it in the finished filesystem. Names holding a double quote cannot be quoted for
+    debugfs and keep their ctime (none in our trees).
+    """
+    lines = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        base = Path(dirpath).relative_to(root)
+        for name in ["", *dirnames, *filenames]:
+            rel = (base / name).as_posix() if name else base.as_posix()
+            path = "/" if rel == "." else "/" + rel
+            if '"' in path or "\n" in path:
+                continue
+            lines.append(f'sif "{path}" ctime @{when}')
+            lines.append(f'sif "{path}" ctime_extra 0')
+    return "\n".join(lines) + "\n"
+
+
 def sfdisk_script(ids: DiskIds, fs_bytes: int) -> str:
     return (
         "label: gpt\n"
@@ -105,6 +126,10 @@ def make_qcow2(tree: Path, key: str, work: Path, out: Path, log: Path) -> dict[s
         env=env,
         log=log,
     )  # fmt: skip
+    script = work / "pin-ctimes.debugfs"
+    script.write_text(pin_ctimes_script(tree))
+    run([need("debugfs", "e2fsprogs"), "-w", "-f", str(script), str(fs_img)], env=env, log=log)
+    script.unlink()
     run([need("e2fsck", "e2fsprogs"), "-fn", str(fs_img)], env=env, log=log)
     with raw.open("wb") as fh:
         fh.truncate(disk_bytes)
