@@ -73,7 +73,10 @@ def dnsmasq_argv(conf: Path) -> list[str]:
 
 def lldpd_argv(socket: Path, pidfile: Path, taps: Sequence[str]) -> list[str]:
     # -d: foreground; -I: only the VMs' tap ports (never the bridge); -u: a private control socket.
-    return ["lldpd", "-d", "-u", str(socket), "-p", str(pidfile), "-I", ",".join(taps)]
+    # -L /bin/true: lldpd starts paused and normally runs its own `lldpcli ... resume` at once, which
+    # raced our configuration (seen: frames carrying the host's name, and once no frame at all); with a
+    # no-op lldpcli it stays silent until lldpcli_commands' final `resume`.
+    return ["lldpd", "-d", "-u", str(socket), "-p", str(pidfile), "-L", "/bin/true", "-I", ",".join(taps)]
 
 
 def lldpcli_commands(ports: Sequence[SwitchPort], tx_interval: int = 5) -> list[list[str]]:
@@ -97,6 +100,7 @@ def lldpcli_commands(ports: Sequence[SwitchPort], tx_interval: int = 5) -> list[
                 p.description,
             ]
         )
+    cmds.append(["resume"])  # only now does the "switch" start sending, with its identity set
     return cmds
 
 

@@ -53,10 +53,13 @@ def test_dnsmasq_conf_serves_ipxe_the_script_url_and_pins_macs(tmp_path: Path) -
 def test_switch_ports_are_named_like_a_real_switch() -> None:
     cmds = services.lldpcli_commands([services.SwitchPort("tap17", services.port_id(17), "lab vm17")])
     assert ["configure", "system", "hostname", services.SWITCH_NAME] in cmds
-    assert cmds[-1] == [
+    assert cmds[-2] == [
         "configure", "ports", "tap17", "lldp", "portidsubtype", "local", "Gi1/0/17", "description", "lab vm17",
     ]  # fmt: skip
-    assert services.lldpd_argv(Path("/s"), Path("/p"), ["tap1", "tap2"])[-2:] == ["-I", "tap1,tap2"]
+    assert cmds[-1] == ["resume"]  # the switch speaks only once its identity is set
+    argv = services.lldpd_argv(Path("/s"), Path("/p"), ["tap1", "tap2"])
+    assert argv[-2:] == ["-I", "tap1,tap2"]
+    assert argv[argv.index("-L") + 1] == "/bin/true"  # no start-up lldpcli racing the configuration
 
 
 def test_server_toml_names_nodes_after_the_lab_switch_port(tmp_path: Path) -> None:
