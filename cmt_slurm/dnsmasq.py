@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import BadInput
 from .ipxe.context import BOOT_QUERY
+from .patterns import HOSTNAME as _HOSTNAME
+from .patterns import MAC as _MAC
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -35,8 +37,6 @@ MAX_BOOT_FILE = 127
 DEBIAN_IPXE_DIR = Path("/usr/lib/ipxe")
 
 _IFNAME = re.compile(r"[A-Za-z0-9_.:-]{1,15}")
-_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
-_HOSTNAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 _FILE = re.compile(r"[A-Za-z0-9._+-]{1,64}")
 _LEASE = re.compile(r"\d+[smhdw]?|infinite")
 # Characters a dnsmasq value may hold without quoting trouble; no quotes, backslash, comma or '#'.

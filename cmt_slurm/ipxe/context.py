@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from ..errors import BadInput
+from ..patterns import HOSTNAME as _HOSTNAME
+from ..patterns import MAC as _MAC
 
 #: The query iPXE fills in when it (re)fetches its script; iPXE expands the ``${...}`` settings itself.
 BOOT_QUERY = "mac=${net0/mac}&uuid=${uuid}&serial=${serial:uristring}&arch=${buildarch}"
@@ -28,12 +30,10 @@ ON_FAILURE = ("retry", "exit", "reboot")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # RFC 3986 characters, less `$` (iPXE settings), quotes and backslash (kernel command-line quoting).
 _URL = re.compile(r"https?://[A-Za-z0-9._~:/?#\[\]@!&()*+,;=%-]+")
-_HOSTNAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _DEVICE = re.compile(r"/dev/[A-Za-z0-9/_.:-]{1,200}")
 _IMAGE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
-_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 # A kernel argument: `word` or `key=value`, no spaces, quotes, `$` or backslash.
 _KERNEL_ARG = re.compile(r"[A-Za-z0-9_.,:/=@+%~\[\]-]{1,512}")
 _DRIVE = re.compile(r"0x[0-9a-fA-F]{2}")
